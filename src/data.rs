@@ -1,0 +1,410 @@
+//! Labelled and unlabelled SMILES tables (CSV, TSV, optionally gzip-compressed), validation of
+//! every row with file:line errors, and the protocol's seeded train/validation/test split.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
+use crate::tokenizer::SmilesTokenizer;
+
+/// One usable row of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The SMILES as written in the file.
+    pub smiles: String,
+    /// The label, when the table has one.
+    pub label: Option<f64>,
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// Token ids with `<bos>`/`<eos>`.
+    pub ids: Vec<u32>,
+}
+
+/// A row that was skipped, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkippedRow {
+    /// 1-based line number.
+    pub line: usize,
+    /// The reason, as the error would have said it.
+    pub reason: String,
+}
+
+/// A table of molecules read from one file.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// The SMILES column's header.
+    pub smiles_col: String,
+    /// The label column's header, when labelled.
+    pub label_col: Option<String>,
+    /// The usable rows, in file order.
+    pub records: Vec<Record>,
+    /// Rows skipped because the user asked for skipping.
+    pub skipped: Vec<SkippedRow>,
+}
+
+/// How to read a table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableOptions {
+    /// Header of the SMILES column (default: the first header containing "smiles", any case).
+    pub smiles_col: Option<String>,
+    /// Header of the label column (default: one of exp, label, y, logd, target, value).
+    pub label_col: Option<String>,
+    /// Skip bad rows (counted and reported) instead of failing on the first one.
+    pub skip_bad_rows: bool,
+}
+
+const LABEL_NAMES: [&str; 7] = ["exp", "label", "y", "logd", "logd7.4", "target", "value"];
+
+/// Opens a file, decompressing `.gz`.
+pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn BufRead>> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let r: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    Ok(Box::new(BufReader::with_capacity(1 << 16, r)))
+}
+
+/// The field delimiter of a file: tab for `.tsv`/`.tab`/`.smi` (also under `.gz`), else comma.
+pub fn delimiter_for(path: &Path) -> u8 {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    if name.ends_with(".tsv") || name.ends_with(".tab") {
+        b'\t'
+    } else {
+        b','
+    }
+}
+
+fn find_col(headers: &csv::StringRecord, wanted: &str) -> Option<usize> {
+    headers.iter().position(|h| h.trim() == wanted).or_else(|| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(wanted))
+    })
+}
+
+/// Reads a table of SMILES and, when `labelled`, numeric labels. Every SMILES is tokenized;
+/// a bad row is an error naming file:line unless `opts.skip_bad_rows`.
+pub fn read_table(
+    path: &Path,
+    tokenizer: &SmilesTokenizer,
+    opts: &TableOptions,
+    labelled: bool,
+) -> Result<Dataset> {
+    let bad_file = |reason: String| Error::BadFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let reader = open_maybe_gz(path)?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delimiter_for(path))
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(reader);
+    let headers = rdr
+        .headers()
+        .map_err(|e| bad_file(format!("cannot read the header: {e}")))?
+        .clone();
+    let smiles_idx = match &opts.smiles_col {
+        Some(c) => find_col(&headers, c)
+            .ok_or_else(|| bad_file(format!("no column {c:?} (columns: {})", join(&headers))))?,
+        None => headers
+            .iter()
+            .position(|h| h.to_lowercase().contains("smiles"))
+            .ok_or_else(|| {
+                bad_file(format!(
+                    "no SMILES column; name it with --smiles-col (columns: {})",
+                    join(&headers)
+                ))
+            })?,
+    };
+    let label_idx = if labelled {
+        Some(match &opts.label_col {
+            Some(c) => find_col(&headers, c).ok_or_else(|| {
+                bad_file(format!("no column {c:?} (columns: {})", join(&headers)))
+            })?,
+            None => LABEL_NAMES
+                .iter()
+                .find_map(|n| find_col(&headers, n))
+                .ok_or_else(|| {
+                    bad_file(format!(
+                        "no label column; name it with --label-col (columns: {})",
+                        join(&headers)
+                    ))
+                })?,
+        })
+    } else {
+        None
+    };
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, row) in rdr.records().enumerate() {
+        let line = i + 2;
+        let parsed = row
+            .map_err(|e| e.to_string())
+            .and_then(|row| parse_row(&row, smiles_idx, label_idx, tokenizer, line));
+        match parsed {
+            Ok(Some(rec)) => records.push(rec),
+            Ok(None) => {}
+            Err(reason) if opts.skip_bad_rows => skipped.push(SkippedRow { line, reason }),
+            Err(reason) => {
+                return Err(Error::BadRow {
+                    path: path.to_path_buf(),
+                    line,
+                    reason,
+                })
+            }
+        }
+    }
+    if records.is_empty() {
+        return Err(bad_file("no usable rows".into()));
+    }
+    if !skipped.is_empty() {
+        tracing::warn!(
+            "{}: skipped {} bad rows (first: line {}: {})",
+            path.display(),
+            skipped.len(),
+            skipped[0].line,
+            skipped[0].reason
+        );
+    }
+    Ok(Dataset {
+        path: path.to_path_buf(),
+        smiles_col: headers[smiles_idx].to_string(),
+        label_col: label_idx.map(|i| headers[i].to_string()),
+        records,
+        skipped,
+    })
+}
+
+fn join(h: &csv::StringRecord) -> String {
+    h.iter().collect::<Vec<_>>().join(", ")
+}
+
+fn parse_row(
+    row: &csv::StringRecord,
+    smiles_idx: usize,
+    label_idx: Option<usize>,
+    tokenizer: &SmilesTokenizer,
+    line: usize,
+) -> std::result::Result<Option<Record>, String> {
+    if row.iter().all(|f| f.trim().is_empty()) {
+        return Ok(None);
+    }
+    let smiles = row.get(smiles_idx).unwrap_or("").trim().to_string();
+    if smiles.is_empty() {
+        return Err("empty SMILES".into());
+    }
+    let label = match label_idx {
+        Some(i) => {
+            let raw = row.get(i).unwrap_or("").trim();
+            let v: f64 = raw
+                .parse()
+                .map_err(|_| format!("label {raw:?} is not a number"))?;
+            if !v.is_finite() {
+                return Err(format!("label {raw:?} is not finite"));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let ids = tokenizer.encode(&smiles).map_err(|e| e.to_string())?;
+    Ok(Some(Record {
+        smiles,
+        label,
+        line,
+        ids,
+    }))
+}
+
+/// Reads SMILES, one per line, from a plain list (`.smi`/`.txt`, first whitespace-separated
+/// field) or a table with a header (`.csv`/`.tsv`).
+pub fn read_smiles(
+    path: &Path,
+    tokenizer: &SmilesTokenizer,
+    opts: &TableOptions,
+) -> Result<Dataset> {
+    let name = path.to_string_lossy().to_lowercase();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    if !(name.ends_with(".smi") || name.ends_with(".txt")) {
+        return read_table(path, tokenizer, opts, false);
+    }
+    let reader = open_maybe_gz(path)?;
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, l) in reader.lines().enumerate() {
+        let l = l.map_err(|e| Error::io(path, e))?;
+        let Some(smiles) = l.split_whitespace().next() else {
+            continue;
+        };
+        match tokenizer.encode(smiles) {
+            Ok(ids) => records.push(Record {
+                smiles: smiles.into(),
+                label: None,
+                line: i + 1,
+                ids,
+            }),
+            Err(e) if opts.skip_bad_rows => skipped.push(SkippedRow {
+                line: i + 1,
+                reason: e.to_string(),
+            }),
+            Err(e) => {
+                return Err(Error::BadRow {
+                    path: path.into(),
+                    line: i + 1,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    if records.is_empty() {
+        return Err(Error::BadFile {
+            path: path.into(),
+            reason: "no SMILES".into(),
+        });
+    }
+    Ok(Dataset {
+        path: path.into(),
+        smiles_col: "smiles".into(),
+        label_col: None,
+        records,
+        skipped,
+    })
+}
+
+impl Dataset {
+    /// The labels of the given rows (panics on unlabelled rows; tables read with
+    /// `labelled = true` always have labels).
+    pub fn labels(&self, rows: &[usize]) -> Vec<f64> {
+        rows.iter()
+            .map(|&i| self.records[i].label.expect("labelled table"))
+            .collect()
+    }
+}
+
+/// The protocol's split: row indices (0-based, file order of usable rows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    /// The seed that produced it.
+    pub seed: u64,
+    /// Gradient rows.
+    pub train: Vec<usize>,
+    /// Early stopping, epoch choice, influence targets.
+    pub valid: Vec<usize>,
+    /// Final numbers only.
+    pub test: Vec<usize>,
+}
+
+impl Split {
+    /// Shuffles `0..n` with `seed`; the first `1 - test_frac` is train, the rest test; then
+    /// `valid_frac` of train (shuffled again with the same seed) is held out as validation.
+    pub fn new(n: usize, seed: u64, test_frac: f64, valid_frac: f64) -> Result<Split> {
+        for (name, f) in [
+            ("test fraction", test_frac),
+            ("validation fraction", valid_frac),
+        ] {
+            if !(0.0..1.0).contains(&f) {
+                return Err(Error::param(name, format!("{f} is not in [0, 1)")));
+            }
+        }
+        let mut rows: Vec<usize> = (0..n).collect();
+        SplitMix64::derive(seed, "split").shuffle(&mut rows);
+        let n_test = (n as f64 * test_frac).round() as usize;
+        let test = rows.split_off(n - n_test);
+        let mut train = rows;
+        SplitMix64::derive(seed, "validation").shuffle(&mut train);
+        let n_valid = (train.len() as f64 * valid_frac).round() as usize;
+        let valid = train.split_off(train.len() - n_valid);
+        if train.is_empty()
+            || (valid_frac > 0.0 && valid.is_empty())
+            || (test_frac > 0.0 && test.is_empty())
+        {
+            return Err(Error::param(
+                "data",
+                format!("{n} rows are too few to split"),
+            ));
+        }
+        Ok(Split {
+            seed,
+            train,
+            valid,
+            test,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_disjoint_and_complete() {
+        let s = Split::new(100, 7, 0.2, 0.1).unwrap();
+        assert_eq!((s.train.len(), s.valid.len(), s.test.len()), (72, 8, 20));
+        let mut all: Vec<usize> = s
+            .train
+            .iter()
+            .chain(&s.valid)
+            .chain(&s.test)
+            .copied()
+            .collect();
+        all.sort();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert_eq!(s, Split::new(100, 7, 0.2, 0.1).unwrap());
+        assert_ne!(s.test, Split::new(100, 8, 0.2, 0.1).unwrap().test);
+    }
+
+    #[test]
+    fn bad_rows_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv");
+        std::fs::write(&p, "smiles,exp\nCCO,1.0\nCCN,abc\n,2\nC1CC,nan\n").unwrap();
+        let t = SmilesTokenizer::molformer();
+        let e = read_table(&p, &t, &TableOptions::default(), true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("d.csv:3: label \"abc\" is not a number"), "{e}");
+        let opts = TableOptions {
+            skip_bad_rows: true,
+            ..Default::default()
+        };
+        let d = read_table(&p, &t, &opts, true).unwrap();
+        assert_eq!(d.records.len(), 1);
+        assert_eq!(
+            d.skipped.iter().map(|s| s.line).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+    }
+
+    #[test]
+    fn tsv_gz_with_named_columns() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.tsv.gz");
+        let mut gz =
+            flate2::write::GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::fast());
+        gz.write_all(b"id\tmol\tlogD\n1\tc1ccccc1\t2.5\n2\tCl\\C=C/Cl\t1.5")
+            .unwrap();
+        gz.finish().unwrap();
+        let opts = TableOptions {
+            smiles_col: Some("mol".into()),
+            label_col: Some("logD".into()),
+            ..Default::default()
+        };
+        let d = read_table(&p, &SmilesTokenizer::molformer(), &opts, true).unwrap();
+        assert_eq!(d.records.len(), 2);
+        assert_eq!(d.records[1].label, Some(1.5));
+        assert_eq!(d.records[1].line, 3);
+    }
+}

@@ -1,0 +1,460 @@
+//! The `lipo` command line: a thin skin over the library.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use lipo::data::{self, TableOptions};
+use lipo::model::{Config, Model};
+use lipo::progress::{Event, Monitor};
+use lipo::train::{self, FinetuneConfig, FinetuneRun, InitFrom};
+
+#[derive(Parser)]
+#[command(
+    name = "lipo",
+    version,
+    about = "Fine-tune MoLFormer on lipophilicity and serve it"
+)]
+struct Cli {
+    /// Tensor threads on the CPU (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<i32>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Fine-tune a regression head and the encoder on a labelled table (Task 1.1).
+    Finetune(FinetuneArgs),
+    /// Metrics of a trained model on a labelled table (all rows, or a run's test split).
+    Evaluate(EvaluateArgs),
+    /// Predict with a trained model (tch); invalid SMILES get an error column.
+    Predict(PredictArgs),
+    /// Mean-pooled encoder embeddings as a .npy matrix [molecules, hidden].
+    Embed(EmbedArgs),
+}
+
+#[derive(Args, Clone)]
+struct TableArgs {
+    /// Header of the SMILES column (default: the first header containing "smiles").
+    #[arg(long)]
+    smiles_col: Option<String>,
+    /// Header of the label column (default: exp, label, y, logd, target or value).
+    #[arg(long)]
+    label_col: Option<String>,
+    /// Skip bad rows (counted) instead of stopping at the first.
+    #[arg(long)]
+    skip_bad_rows: bool,
+}
+
+impl TableArgs {
+    fn options(&self) -> TableOptions {
+        TableOptions {
+            smiles_col: self.smiles_col.clone(),
+            label_col: self.label_col.clone(),
+            skip_bad_rows: self.skip_bad_rows,
+        }
+    }
+}
+
+#[derive(Args)]
+struct FinetuneArgs {
+    /// Labelled CSV/TSV (optionally .gz).
+    #[arg(long, required_unless_present = "config")]
+    data: Option<PathBuf>,
+    /// Run folder: model/, metrics.json, loss.png, run.json, split.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Start from this model folder (lipo's or Hugging Face's config.json + model.safetensors).
+    #[arg(long, conflicts_with = "arch")]
+    init: Option<PathBuf>,
+    /// Start from random weights of this size: tiny, small or xl.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Re-run the run described by this run.json (other flags are ignored).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Stop after this many epochs without a better validation loss.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[command(flatten)]
+    table: TableArgs,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    data: PathBuf,
+    /// Evaluate only the test rows of this fine-tuning run folder (its split.json).
+    #[arg(long)]
+    run: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[command(flatten)]
+    table: TableArgs,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// CSV/TSV with a SMILES column, a .smi list, or - for SMILES on standard input.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output CSV (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long)]
+    smiles_col: Option<String>,
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    input: PathBuf,
+    /// Output .npy (float32, [molecules, hidden], input order).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long)]
+    smiles_col: Option<String>,
+}
+
+/// Progress bar plus Ctrl-C: the first Ctrl-C asks the job to stop at its next safe point.
+struct CliMonitor {
+    bar: Option<ProgressBar>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CliMonitor {
+    fn new() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if s.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupt: stopping at the next safe point (Ctrl-C again to abort)");
+        });
+        CliMonitor { bar: None, stop }
+    }
+}
+
+impl Monitor for CliMonitor {
+    fn event(&mut self, e: &Event) -> bool {
+        match e {
+            Event::Start { stage, total } => {
+                let bar = ProgressBar::new(*total);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({eta}) {msg}",
+                    )
+                    .expect("valid template"),
+                );
+                bar.set_prefix(stage.clone());
+                self.bar = Some(bar);
+            }
+            Event::Step { step, loss, .. } => {
+                if let Some(b) = &self.bar {
+                    b.set_position(*step);
+                    b.set_message(format!("loss {loss:.4}"));
+                }
+            }
+            Event::Epoch {
+                epoch,
+                train_loss,
+                valid_loss,
+            } => {
+                let line = format!("epoch {epoch:3}  train {train_loss:.4}  valid {valid_loss:.4}");
+                match &self.bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
+                }
+            }
+            Event::Message { text } => match &self.bar {
+                Some(b) => b.println(text),
+                None => eprintln!("{text}"),
+            },
+        }
+        !self.stop.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CliMonitor {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LIPO_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let threads = cli.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as i32)
+            .unwrap_or(1)
+    });
+    tch::set_num_threads(threads);
+    match cli.cmd {
+        Cmd::Finetune(a) => finetune(a),
+        Cmd::Evaluate(a) => evaluate(a),
+        Cmd::Predict(a) => predict(a),
+        Cmd::Embed(a) => embed(a),
+    }
+}
+
+fn finetune(a: FinetuneArgs) -> Result<()> {
+    let run = match &a.config {
+        Some(p) => lipo::fsutil::read_json::<FinetuneRun>(p)?,
+        None => FinetuneRun {
+            data: a.data.clone().expect("clap requires --data"),
+            table: a.table.options(),
+            init: match (&a.init, &a.arch) {
+                (Some(dir), _) => InitFrom::Model(dir.clone()),
+                (None, Some(arch)) => InitFrom::Random(Box::new(Config::preset(arch)?)),
+                (None, None) => InitFrom::Random(Box::new(Config::small())),
+            },
+            train: FinetuneConfig {
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                lr: a.lr,
+                patience: a.patience,
+                seed: a.seed,
+                ..FinetuneConfig::default()
+            },
+        },
+    };
+    let device = lipo::device::parse(&a.device)?;
+    eprintln!(
+        "fine-tuning on {} from {}",
+        lipo::device::describe(device),
+        describe_init(&run.init)
+    );
+    let mut monitor = CliMonitor::new();
+    let r = train::finetune(&run, device, &a.out, &mut monitor)?;
+    drop(monitor);
+    println!(
+        "best epoch {} of {} (validation RMSE {:.4})",
+        r.best_epoch,
+        r.history.len(),
+        r.valid.rmse
+    );
+    println!(
+        "test ({} molecules): MSE {:.4}  MAE {:.4}  RMSE {:.4}  R2 {:.4}  Pearson {:.4}",
+        r.test.n, r.test.mse, r.test.mae, r.test.rmse, r.test.r2, r.test.pearson
+    );
+    println!(
+        "mean predictor on test: RMSE {:.4}",
+        r.test_mean_predictor.rmse
+    );
+    println!(
+        "throughput {:.1} molecules/s training on {}; wall {:.0} s; {} parameters",
+        r.train_mols_per_s, r.device, r.wall_seconds, r.parameters
+    );
+    println!("model: {}", a.out.join(train::files::MODEL).display());
+    Ok(())
+}
+
+fn describe_init(init: &InitFrom) -> String {
+    match init {
+        InitFrom::Random(c) => format!(
+            "random init ({} layers x {})",
+            c.num_hidden_layers, c.hidden_size
+        ),
+        InitFrom::Model(p) => p.display().to_string(),
+    }
+}
+
+fn evaluate(a: EvaluateArgs) -> Result<()> {
+    let device = lipo::device::parse(&a.device)?;
+    let model = Model::load(&a.model, device)?;
+    let data = data::read_table(&a.data, &model.tokenizer, &a.table.options(), true)?;
+    let rows: Vec<usize> = match &a.run {
+        Some(run) => {
+            let split: data::Split = lipo::fsutil::read_json(&run.join(train::files::SPLIT))?;
+            if let Some(&bad) = split.test.iter().find(|&&r| r >= data.records.len()) {
+                bail!(
+                    "{}: split row {bad} does not exist in {}",
+                    run.display(),
+                    a.data.display()
+                );
+            }
+            split.test
+        }
+        None => (0..data.records.len()).collect(),
+    };
+    let (m, _) = train::evaluate(&model, &data, &rows, 64)?;
+    println!("{}", serde_json::to_string_pretty(&m)?);
+    Ok(())
+}
+
+/// Reads SMILES to predict: a table, a .smi list, or standard input.
+fn read_inputs(input: &Path, smiles_col: Option<String>) -> Result<Vec<(usize, String)>> {
+    if input == Path::new("-") {
+        use std::io::BufRead;
+        let mut out = Vec::new();
+        for (i, l) in std::io::stdin().lock().lines().enumerate() {
+            let l = l.context("reading standard input")?;
+            if let Some(s) = l.split_whitespace().next() {
+                out.push((i + 1, s.to_string()));
+            }
+        }
+        return Ok(out);
+    }
+    // Read raw strings so that bad SMILES are reported per row rather than failing the file.
+    let opts = TableOptions {
+        smiles_col,
+        label_col: None,
+        skip_bad_rows: false,
+    };
+    let name = input.to_string_lossy().to_lowercase();
+    if name.ends_with(".smi") || name.ends_with(".txt") || name.ends_with(".smi.gz") {
+        use std::io::BufRead;
+        let mut out = Vec::new();
+        for (i, l) in data::open_maybe_gz(input)?.lines().enumerate() {
+            let l = l.with_context(|| format!("reading {}", input.display()))?;
+            if let Some(s) = l.split_whitespace().next() {
+                out.push((i + 1, s.to_string()));
+            }
+        }
+        return Ok(out);
+    }
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(data::delimiter_for(input))
+        .flexible(true)
+        .from_reader(data::open_maybe_gz(input)?);
+    let headers = rdr.headers()?.clone();
+    let col = match &opts.smiles_col {
+        Some(c) => headers.iter().position(|h| h == c),
+        None => headers
+            .iter()
+            .position(|h| h.to_lowercase().contains("smiles")),
+    }
+    .with_context(|| format!("{}: no SMILES column (use --smiles-col)", input.display()))?;
+    let mut out = Vec::new();
+    for (i, r) in rdr.records().enumerate() {
+        let r = r.with_context(|| format!("{}:{}", input.display(), i + 2))?;
+        out.push((i + 2, r.get(col).unwrap_or("").trim().to_string()));
+    }
+    Ok(out)
+}
+
+fn predict(a: PredictArgs) -> Result<()> {
+    let device = lipo::device::parse(&a.device)?;
+    let model = Model::load(&a.model, device)?;
+    let inputs = read_inputs(&a.input, a.smiles_col.clone())?;
+    let encoded: Vec<std::result::Result<Vec<u32>, String>> = inputs
+        .iter()
+        .map(|(_, s)| model.tokenizer.encode(s).map_err(|e| e.to_string()))
+        .collect();
+    let ok: Vec<&[u32]> = encoded
+        .iter()
+        .filter_map(|e| e.as_ref().ok().map(|v| v.as_slice()))
+        .collect();
+    let preds = lipo::predict::predict(&model, &ok, a.batch_size)?;
+    let sink: Box<dyn std::io::Write> = match &a.out {
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
+        None => Box::new(std::io::stdout()),
+    };
+    let mut w = csv::Writer::from_writer(sink);
+    let label = model
+        .meta
+        .label_name
+        .clone()
+        .unwrap_or_else(|| "prediction".into());
+    w.write_record(["line", "smiles", &label, "error"])?;
+    let mut next = preds.iter();
+    let mut n_bad = 0;
+    for ((line, smiles), enc) in inputs.iter().zip(&encoded) {
+        match enc {
+            Ok(_) => w.write_record([
+                line.to_string(),
+                smiles.clone(),
+                format!("{:.6}", next.next().unwrap()),
+                String::new(),
+            ])?,
+            Err(e) => {
+                n_bad += 1;
+                w.write_record([line.to_string(), smiles.clone(), String::new(), e.clone()])?
+            }
+        }
+    }
+    w.flush()?;
+    if n_bad > 0 {
+        eprintln!(
+            "{n_bad} of {} molecules could not be read (see the error column)",
+            inputs.len()
+        );
+    }
+    Ok(())
+}
+
+fn embed(a: EmbedArgs) -> Result<()> {
+    let device = lipo::device::parse(&a.device)?;
+    let model = Model::load(&a.model, device)?;
+    let inputs = read_inputs(&a.input, a.smiles_col.clone())?;
+    let mut seqs = Vec::with_capacity(inputs.len());
+    for (line, s) in &inputs {
+        seqs.push(
+            model
+                .tokenizer
+                .encode(s)
+                .with_context(|| format!("{}:{line}", a.input.display()))?,
+        );
+    }
+    let rows = lipo::predict::embed(&model, &seqs, a.batch_size)?;
+    let h = model.config.hidden_size;
+    let flat: Vec<f32> = rows.into_iter().flatten().collect();
+    let arr = ndarray::Array2::from_shape_vec((inputs.len(), h), flat)?;
+    ndarray_npy::write_npy(&a.out, &arr).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "wrote {} x {} embeddings to {}",
+        inputs.len(),
+        h,
+        a.out.display()
+    );
+    Ok(())
+}

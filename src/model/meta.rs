@@ -1,0 +1,50 @@
+//! `lipo.json`: what lipo knows about a model beyond Hugging Face's `config.json` — the task,
+//! the label's name and standardisation, the classification threshold and adapters.
+
+use serde::{Deserialize, Serialize};
+
+/// What the model's sequence head predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// A real value (logD), trained with MSE on standardised labels.
+    #[default]
+    Regression,
+    /// A binary class, trained with BCE; the output is a probability.
+    Classification,
+    /// No sequence head: the encoder serves embeddings (and MLM when it has an `lm_head`).
+    Encoder,
+}
+
+/// Contents of `lipo.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// lipo version that wrote the model.
+    pub lipo_version: String,
+    /// The task of the sequence head.
+    pub task: Task,
+    /// Header of the label column the model was trained on.
+    pub label_name: Option<String>,
+    /// Training-split label mean (regression outputs are `z * sd + mean`).
+    pub label_mean: f64,
+    /// Training-split label sd.
+    pub label_sd: f64,
+    /// Threshold that binarised the labels (classification), in label units.
+    pub threshold: Option<f64>,
+    /// How the model was made (the command line or a description).
+    pub provenance: Option<String>,
+}
+
+impl Default for ModelMeta {
+    fn default() -> Self {
+        ModelMeta {
+            lipo_version: crate::VERSION.into(),
+            task: Task::Regression,
+            label_name: None,
+            label_mean: 0.0,
+            label_sd: 1.0,
+            threshold: None,
+            provenance: None,
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The model: MoLFormer's architecture ([`molformer`]), its configuration ([`config`]), the
+//! metadata lipo keeps beside it ([`meta`]) and model folders on disk ([`Model::save`],
+//! [`Model::load`]).
+//!
+//! A model folder holds `config.json` and `model.safetensors` in Hugging Face's layout, so
+//! a downloaded `ibm/MoLFormer-XL-both-10pct` folder is a valid model; lipo adds
+//! `tokenizer.json` and `lipo.json`, and falls back to MoLFormer's tokenizer and an
+//! unstandardised head when they are absent.
+
+pub mod config;
+pub mod meta;
+#[cfg(feature = "train")]
+pub mod molformer;
+#[cfg(feature = "train")]
+mod store;
+
+pub use config::Config;
+pub use meta::{ModelMeta, Task};
+#[cfg(feature = "train")]
+pub use store::{Model, ModelParts};
+
+/// File names inside a model folder.
+pub mod files {
+    /// Hugging Face configuration.
+    pub const CONFIG: &str = "config.json";
+    /// Weights with Hugging Face names.
+    pub const WEIGHTS: &str = "model.safetensors";
+    /// The tokenizer.
+    pub const TOKENIZER: &str = "tokenizer.json";
+    /// lipo's metadata.
+    pub const META: &str = "lipo.json";
+}

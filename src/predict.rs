@@ -1,0 +1,83 @@
+//! Inference with the tch model: predictions in label units and pooled embeddings, in
+//! length-sorted batches (no padding wasted on long molecules next to short ones).
+
+use tch::{Kind, Tensor};
+
+use crate::error::Result;
+use crate::model::{Model, Task};
+use crate::tokenizer::pad_batch;
+
+/// Indices of `seqs` grouped into batches of similar length, longest first.
+pub fn length_sorted_batches<S: AsRef<[u32]>>(seqs: &[S], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..seqs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].as_ref().len()));
+    order
+        .chunks(batch_size.max(1))
+        .map(|c| c.to_vec())
+        .collect()
+}
+
+/// Runs `f` over length-sorted batches in eval mode without gradients and scatters the
+/// per-molecule rows of its `[b, k]` output back into input order.
+fn map_batches<S: AsRef<[u32]>>(
+    model: &Model,
+    seqs: &[S],
+    batch_size: usize,
+    f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = vec![Vec::new(); seqs.len()];
+    tch::no_grad(|| -> Result<()> {
+        for idx in length_sorted_batches(seqs, batch_size) {
+            let batch: Vec<&[u32]> = idx.iter().map(|&i| seqs[i].as_ref()).collect();
+            let (ids, mask) = model.batch_tensors(&pad_batch(&batch));
+            let y = f(&ids, &mask)?
+                .to_kind(Kind::Float)
+                .to_device(tch::Device::Cpu)
+                .contiguous();
+            let k = y.size()[1] as usize;
+            let flat: Vec<f32> = Vec::<f32>::try_from(y.view([-1]))?;
+            for (r, &i) in idx.iter().enumerate() {
+                out[i] = flat[r * k..(r + 1) * k].to_vec();
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Raw head outputs (standardised units for regression, logits for classification).
+pub fn raw_outputs<S: AsRef<[u32]>>(
+    model: &Model,
+    seqs: &[S],
+    batch_size: usize,
+) -> Result<Vec<f64>> {
+    let rows = map_batches(model, seqs, batch_size, |ids, mask| {
+        model.head_forward(ids, mask, false)
+    })?;
+    Ok(rows.into_iter().map(|r| r[0] as f64).collect())
+}
+
+/// Predictions in label units (regression) or probabilities (classification).
+pub fn predict<S: AsRef<[u32]>>(model: &Model, seqs: &[S], batch_size: usize) -> Result<Vec<f64>> {
+    let raw = raw_outputs(model, seqs, batch_size)?;
+    Ok(raw.into_iter().map(|z| to_label_units(model, z)).collect())
+}
+
+/// Converts one raw head output to what the user sees.
+pub fn to_label_units(model: &Model, z: f64) -> f64 {
+    match model.meta.task {
+        Task::Classification => 1.0 / (1.0 + (-z).exp()),
+        _ => z * model.meta.label_sd + model.meta.label_mean,
+    }
+}
+
+/// Mean-pooled encoder states, one `hidden_size` vector per molecule.
+pub fn embed<S: AsRef<[u32]>>(
+    model: &Model,
+    seqs: &[S],
+    batch_size: usize,
+) -> Result<Vec<Vec<f32>>> {
+    map_batches(model, seqs, batch_size, |ids, mask| {
+        Ok(model.pooled(ids, mask, false))
+    })
+}

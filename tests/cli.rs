@@ -1,0 +1,164 @@
+//! The command line end to end on generated data: finetune, evaluate, predict (with a bad
+//! SMILES), embed; and clear errors for bad input.
+
+use std::process::Command;
+
+fn lipo() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lipo"));
+    c.arg("--threads").arg("1");
+    c
+}
+
+fn write_table(path: &std::path::Path) {
+    let mut s = String::from("id,smiles,logD\n");
+    let frags = ["C", "O", "N", "c1ccccc1", "Cl", "C(=O)", "CC"];
+    let mut rng = lipo::rng::SplitMix64::new(5);
+    for i in 0..50 {
+        let mut smi = String::new();
+        for _ in 0..(2 + rng.below(4)) {
+            smi.push_str(frags[rng.below(frags.len() as u64) as usize]);
+        }
+        s.push_str(&format!("m{i},{smi},{:.2}\n", smi.len() as f64 / 5.0));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn finetune_evaluate_predict_embed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.csv");
+    write_table(&data);
+    let out = dir.path().join("run");
+    let o = lipo()
+        .args([
+            "finetune",
+            "--arch",
+            "tiny",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--label-col",
+            "logD",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout.contains("RMSE") && stdout.contains("molecules/s"),
+        "{stdout}"
+    );
+    let model = out.join("model");
+
+    let o = lipo()
+        .args(["evaluate", "--label-col", "logD", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .arg("--run")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["n"], 10);
+
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "smiles\nCCO\nnot_a_smiles\nc1ccccc1Cl\n").unwrap();
+    let preds = dir.path().join("p.csv");
+    let o = lipo()
+        .args(["predict", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&input)
+        .arg("--out")
+        .arg(&preds)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&preds).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "line,smiles,logD,error");
+    assert!(
+        lines[1].starts_with("2,CCO,") && lines[1].ends_with(','),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("not_a_smiles") && lines[2].contains("is not SMILES"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(lines.len(), 4);
+
+    let npy = dir.path().join("e.npy");
+    let smi = dir.path().join("in.smi");
+    std::fs::write(&smi, "CCO ethanol\nc1ccccc1\n").unwrap();
+    let o = lipo()
+        .args(["embed", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&smi)
+        .arg("--out")
+        .arg(&npy)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let arr: ndarray::Array2<f32> = ndarray_npy::read_npy(&npy).unwrap();
+    assert_eq!(arr.shape(), &[2, 32]);
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bad.csv");
+    std::fs::write(&data, "smiles,exp\nCCO,1\nCCN,\n").unwrap();
+    let o = lipo()
+        .args(["finetune", "--arch", "tiny", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.csv:3") && err.contains("is not a number"),
+        "{err}"
+    );
+
+    let o = lipo()
+        .args(["predict", "--model"])
+        .arg(dir.path().join("nope"))
+        .args(["--input", "-"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("config.json"));
+
+    let o = lipo()
+        .args(["finetune", "--arch", "huge", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("r2"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--arch"));
+    let o = lipo()
+        .args(["finetune", "--device", "tpu", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("r3"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--device"));
+}

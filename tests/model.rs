@@ -1,0 +1,373 @@
+//! Model tests on tiny configurations: padding invariance, save/load round trip, Hugging Face
+//! folder loading, and that a tiny model can overfit 32 molecules.
+
+use lipo::data::{Split, TableOptions};
+use lipo::model::{Config, Model, ModelMeta, ModelParts};
+use lipo::tokenizer::{pad_batch, SmilesTokenizer, PAD_ID};
+use lipo::train::{self, FinetuneConfig, FinetuneRun, InitFrom};
+use tch::{Device, Kind, Tensor};
+
+/// libtorch's random generator is process-global: tests that seed it run one at a time.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const SMILES: [&str; 8] = [
+    "CCO",
+    "c1ccccc1O",
+    "CC(=O)Nc1ccc(O)cc1",
+    "Cl/C=C\\Br",
+    "C[C@@H](N)C(=O)O",
+    "[NH4+].[Cl-]",
+    "C1CC2CCC1C2",
+    "OC(=O)c1ccccc1C%10CC%10",
+];
+
+fn tiny_model(parts: ModelParts, seed: u64) -> Model {
+    Model::new(
+        Config::tiny(),
+        parts,
+        ModelMeta::default(),
+        SmilesTokenizer::molformer(),
+        Device::Cpu,
+        seed,
+    )
+    .unwrap()
+}
+
+fn encode_all(t: &SmilesTokenizer) -> Vec<Vec<u32>> {
+    SMILES.iter().map(|s| t.encode(s).unwrap()).collect()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn padding_does_not_change_pooled_output() {
+    let _guard = lock();
+    let m = tiny_model(
+        ModelParts {
+            lm_head: true,
+            num_labels: Some(1),
+        },
+        1,
+    );
+    let seqs = encode_all(&m.tokenizer);
+    let batch = pad_batch(&seqs);
+    let (ids, mask) = m.batch_tensors(&batch);
+    let pooled = tch::no_grad(|| m.pooled(&ids, &mask, false));
+    // Append 13 extra padding columns.
+    let extra = 13;
+    let pad = Tensor::full(
+        [batch.batch as i64, extra],
+        PAD_ID as i64,
+        (Kind::Int64, Device::Cpu),
+    );
+    let zeros = Tensor::zeros([batch.batch as i64, extra], (Kind::Int64, Device::Cpu));
+    let ids2 = Tensor::cat(&[&ids, &pad], 1);
+    let mask2 = Tensor::cat(&[&mask, &zeros], 1);
+    let pooled2 = tch::no_grad(|| m.pooled(&ids2, &mask2, false));
+    assert!(
+        max_abs_diff(&pooled, &pooled2) < 1e-5,
+        "diff {}",
+        max_abs_diff(&pooled, &pooled2)
+    );
+    // Each molecule alone (no padding at all) gives the same pooled state as in the batch.
+    for (i, s) in seqs.iter().enumerate() {
+        let (ids1, mask1) = m.batch_tensors(&pad_batch(std::slice::from_ref(s)));
+        let p1 = tch::no_grad(|| m.pooled(&ids1, &mask1, false));
+        let d = max_abs_diff(&p1, &pooled.get(i as i64).unsqueeze(0));
+        assert!(d < 1e-5, "molecule {i}: diff {d}");
+    }
+}
+
+#[test]
+fn eval_is_deterministic_and_train_mode_uses_dropout() {
+    let _guard = lock();
+    let m = tiny_model(
+        ModelParts {
+            lm_head: false,
+            num_labels: Some(1),
+        },
+        2,
+    );
+    let (ids, mask) = m.batch_tensors(&pad_batch(&encode_all(&m.tokenizer)));
+    let a = tch::no_grad(|| m.head_forward(&ids, &mask, false).unwrap());
+    let b = tch::no_grad(|| m.head_forward(&ids, &mask, false).unwrap());
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+    let c = tch::no_grad(|| m.head_forward(&ids, &mask, true).unwrap());
+    assert!(max_abs_diff(&a, &c) > 0.0);
+}
+
+#[test]
+fn save_load_round_trip() {
+    let _guard = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = tiny_model(
+        ModelParts {
+            lm_head: true,
+            num_labels: Some(1),
+        },
+        3,
+    );
+    m.meta.label_mean = 2.5;
+    m.meta.label_sd = 1.25;
+    m.save(dir.path()).unwrap();
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "lipo.json",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f}");
+    }
+    let back = Model::load(dir.path(), Device::Cpu).unwrap();
+    assert_eq!(back.parts(), m.parts());
+    assert_eq!(back.meta, m.meta);
+    assert_eq!(back.config.num_labels, Some(1));
+    let (ids, mask) = m.batch_tensors(&pad_batch(&encode_all(&m.tokenizer)));
+    let a = tch::no_grad(|| m.head_forward(&ids, &mask, false).unwrap());
+    let b = tch::no_grad(|| back.head_forward(&ids, &mask, false).unwrap());
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+    let names: Vec<String> = back.named_tensors().into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"molformer.encoder.layer.0.attention.self.query.weight".to_string()));
+    assert!(
+        names.contains(&"molformer.encoder.layer.1.attention.self.feature_map.weight".to_string())
+    );
+    assert!(names.contains(&"molformer.LayerNorm.bias".to_string()));
+    assert!(names.contains(&"lm_head.transform.LayerNorm.weight".to_string()));
+    assert!(names.contains(&"classifier.out_proj.weight".to_string()));
+}
+
+#[test]
+fn hugging_face_folder_with_only_config_and_weights_loads() {
+    let _guard = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let m = tiny_model(
+        ModelParts {
+            lm_head: true,
+            num_labels: None,
+        },
+        4,
+    );
+    m.save(dir.path()).unwrap();
+    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    std::fs::remove_file(dir.path().join("lipo.json")).unwrap();
+    // Hugging Face also stores the tied decoder and may store half precision; both load.
+    let mut tensors: Vec<(String, Tensor)> =
+        Tensor::read_safetensors(dir.path().join("model.safetensors")).unwrap();
+    let emb = tensors
+        .iter()
+        .find(|(n, _)| n == "molformer.embeddings.word_embeddings.weight")
+        .unwrap()
+        .1
+        .shallow_clone();
+    tensors.push(("lm_head.decoder.weight".into(), emb));
+    let tensors: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| (n, t.to_kind(Kind::BFloat16).to_kind(Kind::Float)))
+        .collect();
+    Tensor::write_safetensors(&tensors, dir.path().join("model.safetensors")).unwrap();
+    let back = Model::load(dir.path(), Device::Cpu).unwrap();
+    assert_eq!(
+        back.parts(),
+        ModelParts {
+            lm_head: true,
+            num_labels: None
+        }
+    );
+    assert_eq!(back.meta.task, lipo::model::Task::Encoder);
+    // A missing weight is named.
+    let partial: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .filter(|(n, _)| !n.contains("layer.1.output.dense.weight"))
+        .collect();
+    Tensor::write_safetensors(&partial, dir.path().join("model.safetensors")).unwrap();
+    let e = Model::load(dir.path(), Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("layer.1.output.dense.weight"), "{e}");
+}
+
+/// Writes `n` labelled molecules whose label is a simple function of composition.
+fn write_toy_table(path: &std::path::Path, n: usize) {
+    let frags = [
+        "C", "O", "N", "c1ccccc1", "Cl", "F", "C(=O)", "CC", "S", "Br",
+    ];
+    let mut s = String::from("smiles,exp\n");
+    let mut rng = lipo::rng::SplitMix64::new(11);
+    for _ in 0..n {
+        let k = 2 + rng.below(5) as usize;
+        let mut smi = String::new();
+        let mut y = 0.0;
+        for _ in 0..k {
+            let f = frags[rng.below(frags.len() as u64) as usize];
+            smi.push_str(f);
+            y += match f {
+                "c1ccccc1" => 1.5,
+                "Cl" | "Br" => 0.8,
+                "O" | "N" => -0.7,
+                _ => 0.2,
+            };
+        }
+        s.push_str(&format!("{smi},{y:.3}\n"));
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn tiny_model_overfits_32_molecules() {
+    let _guard = lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 32);
+    let mut config = Config::tiny();
+    config.hidden_dropout_prob = 0.0;
+    config.embedding_dropout_prob = 0.0;
+    let run = FinetuneRun {
+        data: data.clone(),
+        table: TableOptions::default(),
+        init: InitFrom::Random(Box::new(config)),
+        train: FinetuneConfig {
+            epochs: 150,
+            batch_size: 8,
+            lr: 3e-3,
+            test_frac: 0.0,
+            valid_frac: 0.0,
+            ..FinetuneConfig::default()
+        },
+    };
+    // With no validation rows there is nothing to choose epochs by: lipo refuses.
+    let e = train::finetune(
+        &run,
+        Device::Cpu,
+        &dir.path().join("run"),
+        &mut lipo::progress::Silent,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("validation"), "{e}");
+    // Overfit all 32 rows with the library's pieces.
+    let tok = SmilesTokenizer::molformer();
+    let table = lipo::data::read_table(&data, &tok, &TableOptions::default(), true).unwrap();
+    let model = Model::new(
+        Config {
+            hidden_dropout_prob: 0.0,
+            embedding_dropout_prob: 0.0,
+            ..Config::tiny()
+        },
+        ModelParts {
+            lm_head: false,
+            num_labels: Some(1),
+        },
+        ModelMeta::default(),
+        tok,
+        Device::Cpu,
+        0,
+    )
+    .unwrap();
+    model.set_trainable(|_| true);
+    let mut opt = lipo::optim::Adam::new(model.named_tensors(), lipo::optim::AdamConfig::adam());
+    let seqs: Vec<&[u32]> = table.records.iter().map(|r| r.ids.as_slice()).collect();
+    let labels: Vec<f32> = table
+        .records
+        .iter()
+        .map(|r| r.label.unwrap() as f32)
+        .collect();
+    let (ids, mask) = model.batch_tensors(&pad_batch(&seqs));
+    let y = Tensor::from_slice(&labels);
+    let var = y.var(false).double_value(&[]);
+    let mut last = f64::INFINITY;
+    for _ in 0..300 {
+        let pred = model
+            .head_forward(&ids, &mask, true)
+            .unwrap()
+            .squeeze_dim(-1);
+        let loss = pred.mse_loss(&y, tch::Reduction::Mean);
+        opt.zero_grad();
+        loss.backward();
+        opt.step(3e-3);
+        last = loss.double_value(&[]);
+    }
+    assert!(
+        last < 0.02 * var,
+        "final MSE {last} vs label variance {var}"
+    );
+}
+
+#[test]
+fn finetune_run_writes_its_folder_and_resumes() {
+    let _guard = lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 60);
+    let run = FinetuneRun {
+        data,
+        table: TableOptions::default(),
+        init: InitFrom::Random(Box::new(Config::tiny())),
+        train: FinetuneConfig {
+            epochs: 3,
+            batch_size: 8,
+            lr: 1e-3,
+            ..FinetuneConfig::default()
+        },
+    };
+    let out = dir.path().join("run");
+    // Cancel during epoch 2: epoch 1 is checkpointed.
+    let mut epochs_seen = 0;
+    let mut cancel = |e: &lipo::progress::Event| {
+        if let lipo::progress::Event::Epoch { .. } = e {
+            epochs_seen += 1;
+        }
+        !(epochs_seen >= 1 && matches!(e, lipo::progress::Event::Step { .. }))
+    };
+    let e = train::finetune(&run, Device::Cpu, &out, &mut cancel).unwrap_err();
+    assert!(matches!(e, lipo::Error::Cancelled(_)), "{e}");
+    assert!(out.join("checkpoint/state.json").is_file());
+    let r = train::finetune(&run, Device::Cpu, &out, &mut lipo::progress::Silent).unwrap();
+    assert_eq!(r.history.len(), 3);
+    // Resuming gives exactly what an uninterrupted run gives.
+    let straight = train::finetune(
+        &run,
+        Device::Cpu,
+        &dir.path().join("straight"),
+        &mut lipo::progress::Silent,
+    )
+    .unwrap();
+    let losses = |h: &[train::EpochRecord]| {
+        h.iter()
+            .map(|e| (e.train_loss, e.valid_loss))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(losses(&straight.history), losses(&r.history));
+    assert_eq!(straight.test, r.test);
+    assert_eq!(r.history[0].epoch, 1);
+    assert_eq!(r.sizes, [43, 5, 12]);
+    let split: Split = lipo::fsutil::read_json(&out.join("split.json")).unwrap();
+    assert_eq!(split.test.len(), 12);
+    for f in [
+        "metrics.json",
+        "loss.png",
+        "run.json",
+        "test_predictions.csv",
+        "model/model.safetensors",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    assert!(!out.join("checkpoint").exists());
+    // The same run again is answered from the folder; a different one is refused.
+    let again = train::finetune(&run, Device::Cpu, &out, &mut lipo::progress::Silent).unwrap();
+    assert_eq!(again.test, r.test);
+    let other = FinetuneRun {
+        train: FinetuneConfig {
+            seed: 9,
+            ..run.train.clone()
+        },
+        ..run.clone()
+    };
+    assert!(train::finetune(&other, Device::Cpu, &out, &mut lipo::progress::Silent).is_err());
+}
