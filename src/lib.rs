@@ -12,6 +12,8 @@ pub mod device;
 pub mod error;
 pub mod fsutil;
 pub mod metrics;
+#[cfg(feature = "train")]
+pub mod mlm;
 pub mod model;
 #[cfg(feature = "train")]
 pub mod optim;

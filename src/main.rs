@@ -30,6 +30,8 @@ struct Cli {
 enum Cmd {
     /// Fine-tune a regression head and the encoder on a labelled table (Task 1.1).
     Finetune(FinetuneArgs),
+    /// Masked-language-model training on a SMILES corpus (pre-training or domain MLM).
+    Mlm(MlmArgs),
     /// Metrics of a trained model on a labelled table (all rows, or a run's test split).
     Evaluate(EvaluateArgs),
     /// Predict with a trained model (tch); invalid SMILES get an error column.
@@ -94,6 +96,52 @@ struct FinetuneArgs {
     device: String,
     #[command(flatten)]
     table: TableArgs,
+}
+
+#[derive(Args)]
+struct MlmArgs {
+    /// SMILES corpus: CSV/TSV with a SMILES column or a .smi list, optionally .gz.
+    #[arg(long, required_unless_present = "config")]
+    corpus: Option<PathBuf>,
+    /// Run folder: model/, metrics.json, mlm.png, run.json, checkpoint/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue from this model folder (else random weights of --arch).
+    #[arg(long, conflicts_with = "arch")]
+    init: Option<PathBuf>,
+    /// Random-init architecture: tiny, small or xl.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Tables whose molecules are removed from the corpus (exact SMILES match); repeatable.
+    #[arg(long)]
+    exclude: Vec<PathBuf>,
+    /// Re-run the run described by this run.json.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Stop after this many steps (fixes the learning-rate schedule's length).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 5e-4)]
+    lr: f64,
+    #[arg(long, default_value_t = 500)]
+    warmup_steps: u64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 1000)]
+    eval_every: u64,
+    #[arg(long, default_value_t = 500)]
+    checkpoint_every: u64,
+    /// Held-out molecules for masked accuracy.
+    #[arg(long, default_value_t = 2000)]
+    valid_size: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long)]
+    smiles_col: Option<String>,
 }
 
 #[derive(Args)]
@@ -166,6 +214,16 @@ impl CliMonitor {
     }
 }
 
+impl CliMonitor {
+    /// A line above the bar (or on stderr when there is no visible bar, e.g. in a log file).
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(b) if !b.is_hidden() => b.println(line),
+            _ => eprintln!("{line}"),
+        }
+    }
+}
+
 impl Monitor for CliMonitor {
     fn event(&mut self, e: &Event) -> bool {
         match e {
@@ -190,17 +248,10 @@ impl Monitor for CliMonitor {
                 epoch,
                 train_loss,
                 valid_loss,
-            } => {
-                let line = format!("epoch {epoch:3}  train {train_loss:.4}  valid {valid_loss:.4}");
-                match &self.bar {
-                    Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
-                }
-            }
-            Event::Message { text } => match &self.bar {
-                Some(b) => b.println(text),
-                None => eprintln!("{text}"),
-            },
+            } => self.say(&format!(
+                "epoch {epoch:3}  train {train_loss:.4}  valid {valid_loss:.4}"
+            )),
+            Event::Message { text } => self.say(text),
         }
         !self.stop.load(Ordering::SeqCst)
     }
@@ -238,6 +289,7 @@ fn run(cli: Cli) -> Result<()> {
     tch::set_num_threads(threads);
     match cli.cmd {
         Cmd::Finetune(a) => finetune(a),
+        Cmd::Mlm(a) => mlm(a),
         Cmd::Evaluate(a) => evaluate(a),
         Cmd::Predict(a) => predict(a),
         Cmd::Embed(a) => embed(a),
@@ -293,6 +345,57 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         r.train_mols_per_s, r.device, r.wall_seconds, r.parameters
     );
     println!("model: {}", a.out.join(train::files::MODEL).display());
+    Ok(())
+}
+
+fn mlm(a: MlmArgs) -> Result<()> {
+    use lipo::mlm::{MlmConfig, MlmRun};
+    let run = match &a.config {
+        Some(p) => lipo::fsutil::read_json::<MlmRun>(p)?,
+        None => MlmRun {
+            corpus: a.corpus.clone().expect("clap requires --corpus"),
+            table: TableOptions {
+                smiles_col: a.smiles_col.clone(),
+                ..TableOptions::default()
+            },
+            exclude: a.exclude.clone(),
+            init: match (&a.init, &a.arch) {
+                (Some(dir), _) => InitFrom::Model(dir.clone()),
+                (None, Some(arch)) => InitFrom::Random(Box::new(Config::preset(arch)?)),
+                (None, None) => InitFrom::Random(Box::new(lipo::mlm::default_config())),
+            },
+            mlm: MlmConfig {
+                epochs: a.epochs,
+                max_steps: a.max_steps,
+                batch_size: a.batch_size,
+                lr: a.lr,
+                warmup_steps: a.warmup_steps,
+                seed: a.seed,
+                eval_every: a.eval_every,
+                checkpoint_every: a.checkpoint_every,
+                valid_size: a.valid_size,
+                ..MlmConfig::default()
+            },
+        },
+    };
+    let device = lipo::device::parse(&a.device)?;
+    eprintln!(
+        "MLM on {} from {}",
+        lipo::device::describe(device),
+        describe_init(&run.init)
+    );
+    let mut monitor = CliMonitor::new();
+    let r = lipo::mlm::mlm(&run, device, &a.out, &mut monitor)?;
+    drop(monitor);
+    println!(
+        "{} steps, {} molecules ({} excluded from the corpus); held-out masked accuracy {:.4}, perplexity {:.3}",
+        r.steps, r.molecules, r.excluded, r.valid_accuracy, r.valid_perplexity
+    );
+    println!(
+        "throughput {:.1} molecules/s on {}; {:.0} s training",
+        r.mols_per_s, r.device, r.train_seconds
+    );
+    println!("model: {}", a.out.join(lipo::mlm::files::MODEL).display());
     Ok(())
 }
 

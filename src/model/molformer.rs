@@ -105,7 +105,7 @@ pub fn orthogonal_random_features(d: i64, m: i64) -> Tensor {
     while start < m {
         let take = (m - start).min(d);
         let g = Tensor::randn([d, d], (Kind::Float, tch::Device::Cpu));
-        let norms = g.square().sum_dim_intlist(1, false, Kind::Float).sqrt();
+        let norms = g.square().sum_dim_intlist(1, false, None::<Kind>).sqrt();
         let (q, _) = Tensor::linalg_qr(&g, "reduced");
         blocks.push(q.narrow(1, 0, take) * norms.narrow(0, 0, take).unsqueeze(0));
         start += take;
@@ -203,9 +203,9 @@ impl SelfAttention {
         let fq = q.matmul(&self.feature_map).relu();
         let fk = k.matmul(&self.feature_map).relu() * mask.view([b, 1, t, 1]);
         let kv = fk.transpose(-2, -1).matmul(&v);
-        let ksum = fk.sum_dim_intlist(-2, true, Kind::Float);
+        let ksum = fk.sum_dim_intlist(-2, true, None::<Kind>);
         let norm = (&fq * ksum)
-            .sum_dim_intlist(-1, true, Kind::Float)
+            .sum_dim_intlist(-1, true, None::<Kind>)
             .clamp_min(self.eps);
         let ctx = fq.matmul(&kv) / norm;
         ctx.transpose(1, 2).contiguous().view([b, t, hidden])
@@ -326,8 +326,8 @@ impl Encoder {
 /// Mean of `hidden [b, t, h]` over positions where `mask [b, t]` is 1.
 pub fn masked_mean(hidden: &Tensor, mask: &Tensor) -> Tensor {
     let m = mask.to_kind(Kind::Float).unsqueeze(-1);
-    let sum = (hidden * &m).sum_dim_intlist(1, false, Kind::Float);
-    sum / m.sum_dim_intlist(1, false, Kind::Float).clamp_min(1e-9)
+    let sum = (hidden * &m).sum_dim_intlist(1, false, None::<Kind>);
+    sum / m.sum_dim_intlist(1, false, None::<Kind>).clamp_min(1e-9)
 }
 
 /// `lm_head`: dense → gelu → LayerNorm → decoder tied to the word embeddings.
