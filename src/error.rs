@@ -67,6 +67,9 @@ pub enum Error {
     #[cfg(feature = "train")]
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// ONNX Runtime could not be loaded, or a session failed to open or run.
+    #[error("ONNX Runtime: {0}")]
+    OnnxRuntime(String),
     /// The tokenizers crate reported an error.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

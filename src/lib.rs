@@ -6,25 +6,42 @@
 //! The modules follow the pipeline: [`data`] → [`tokenizer`] → [`model`] → [`train`] →
 //! [`predict`], with [`metrics`] and [`plot`] for reports.
 
+#[cfg(all(feature = "train", feature = "export", feature = "infer"))]
+pub mod bench;
+pub mod bundle;
 pub mod data;
+pub mod dedupe;
 #[cfg(feature = "train")]
 pub mod device;
 pub mod error;
+pub mod experiments;
+#[cfg(feature = "export")]
+pub mod export;
 pub mod fsutil;
+#[cfg(feature = "infer")]
+pub mod infer;
+#[cfg(feature = "train")]
+pub mod influence;
+pub mod memory;
 pub mod metrics;
 #[cfg(feature = "train")]
 pub mod mlm;
 pub mod model;
 #[cfg(feature = "train")]
 pub mod optim;
+pub mod peft;
 pub mod plot;
 #[cfg(feature = "train")]
 pub mod predict;
 pub mod progress;
 pub mod rng;
+#[cfg(feature = "train")]
+pub mod selection;
+pub mod smiles_stream;
 pub mod tokenizer;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod trainlog;
 
 pub use error::{Error, Result};
 

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+mod cli;
+
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,12 +34,27 @@ enum Cmd {
     Finetune(FinetuneArgs),
     /// Masked-language-model training on a SMILES corpus (pre-training or domain MLM).
     Mlm(MlmArgs),
+    /// Influence of external labelled molecules on validation loss (Task 2, LiSSA).
+    Influence(cli::influence::InfluenceArgs),
+    /// Select external molecules from influence scores.
+    Select(cli::influence::SelectArgs),
+    /// Table 1 of the study: random init vs pre-trained vs pre-trained + domain MLM, over seeds.
+    CompareMlm(CompareMlmArgs),
+    /// Task 3: full fine-tuning vs BitFit vs LoRA vs IA3 on the same splits and seeds.
+    ComparePeft(cli::peft::ComparePeftArgs),
+    /// Fold LoRA/IA3 adapters into the base weights (a plain model folder, e.g. for export).
+    Merge(cli::peft::MergeArgs),
     /// Metrics of a trained model on a labelled table (all rows, or a run's test split).
     Evaluate(EvaluateArgs),
-    /// Predict with a trained model (tch); invalid SMILES get an error column.
+    /// Predict with a model folder (tch) or an exported bundle (ONNX Runtime, streamed);
+    /// invalid SMILES get an error column.
     Predict(PredictArgs),
     /// Mean-pooled encoder embeddings as a .npy matrix [molecules, hidden].
     Embed(EmbedArgs),
+    /// Export a model folder as an ONNX bundle (model.onnx, tokenizer.json, lipo.json).
+    Export(ExportArgs),
+    /// Molecules/s of ONNX Runtime vs tch eager on the same model at several batch sizes.
+    Bench(BenchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -82,12 +99,14 @@ struct FinetuneArgs {
     config: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value_t = 20)]
-    epochs: usize,
+    /// Epochs (default 20, or the --peft method's preset).
+    #[arg(long)]
+    epochs: Option<usize>,
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
-    #[arg(long, default_value_t = 1e-4)]
-    lr: f64,
+    /// Learning rate (default 1e-4, or the --peft method's preset).
+    #[arg(long)]
+    lr: Option<f64>,
     /// Stop after this many epochs without a better validation loss.
     #[arg(long)]
     patience: Option<usize>,
@@ -96,6 +115,8 @@ struct FinetuneArgs {
     device: String,
     #[command(flatten)]
     table: TableArgs,
+    #[command(flatten)]
+    peft: cli::peft::PeftArgs,
 }
 
 #[derive(Args)]
@@ -145,6 +166,37 @@ struct MlmArgs {
 }
 
 #[derive(Args)]
+struct CompareMlmArgs {
+    /// Labelled table (MoleculeNet Lipophilicity).
+    #[arg(long)]
+    data: PathBuf,
+    /// Output folder: one sub-folder per seed and run, table1.md, table1.json, figure.
+    #[arg(long)]
+    out: PathBuf,
+    /// Pre-trained model (default: lipo's bundled model).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Comma-separated seeds.
+    #[arg(long, default_value = "0,1,2", value_delimiter = ',')]
+    seeds: Vec<u64>,
+    /// Fine-tuning epochs (the best validation epoch is kept).
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Domain-MLM epochs over the training SMILES.
+    #[arg(long, default_value_t = 20)]
+    mlm_epochs: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// Smoke test: one seed, 3 fine-tuning epochs, 2 domain-MLM epochs.
+    #[arg(long)]
+    quick: bool,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[command(flatten)]
+    table: TableArgs,
+}
+
+#[derive(Args)]
 struct EvaluateArgs {
     #[arg(long)]
     model: PathBuf,
@@ -190,6 +242,37 @@ struct EmbedArgs {
     batch_size: usize,
     #[arg(long, default_value = "auto")]
     device: String,
+    #[arg(long)]
+    smiles_col: Option<String>,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Model folder (config.json, model.safetensors, tokenizer.json, lipo.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// Bundle folder to write (conventionally NAME.lipo).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Model folder (exported to a temporary bundle for ONNX Runtime).
+    #[arg(long)]
+    model: PathBuf,
+    /// SMILES table, e.g. lipophilicity.csv (default: $LIPO_DATA_DIR/lipophilicity.csv).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,32,256")]
+    batch_sizes: Vec<usize>,
+    /// Use only the first N molecules.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Results as JSON.
+    #[arg(long, default_value = "bench.json")]
+    out: PathBuf,
     #[arg(long)]
     smiles_col: Option<String>,
 }
@@ -290,9 +373,16 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Finetune(a) => finetune(a),
         Cmd::Mlm(a) => mlm(a),
+        Cmd::Influence(a) => cli::influence::influence(a),
+        Cmd::Select(a) => cli::influence::select(a),
+        Cmd::CompareMlm(a) => compare_mlm(a),
+        Cmd::ComparePeft(a) => cli::peft::compare_peft(a, threads),
+        Cmd::Merge(a) => cli::peft::merge(a),
         Cmd::Evaluate(a) => evaluate(a),
-        Cmd::Predict(a) => predict(a),
+        Cmd::Predict(a) => predict(a, threads),
         Cmd::Embed(a) => embed(a),
+        Cmd::Export(a) => export(a),
+        Cmd::Bench(a) => bench(a, threads),
     }
 }
 
@@ -305,16 +395,24 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
             init: match (&a.init, &a.arch) {
                 (Some(dir), _) => InitFrom::Model(dir.clone()),
                 (None, Some(arch)) => InitFrom::Random(Box::new(Config::preset(arch)?)),
-                (None, None) => InitFrom::Random(Box::new(Config::small())),
+                (None, None) => match lipo::model::default_model_dir() {
+                    Some(dir) => InitFrom::Model(dir),
+                    None => {
+                        eprintln!("note: no bundled pre-trained model found; starting from random weights");
+                        InitFrom::Random(Box::new(Config::small()))
+                    }
+                },
             },
-            train: FinetuneConfig {
-                epochs: a.epochs,
-                batch_size: a.batch_size,
-                lr: a.lr,
-                patience: a.patience,
-                seed: a.seed,
-                ..FinetuneConfig::default()
-            },
+            train: a.peft.resolve(
+                FinetuneConfig {
+                    batch_size: a.batch_size,
+                    patience: a.patience,
+                    seed: a.seed,
+                    ..FinetuneConfig::default()
+                },
+                a.epochs,
+                a.lr,
+            )?,
         },
     };
     let device = lipo::device::parse(&a.device)?;
@@ -340,6 +438,7 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         "mean predictor on test: RMSE {:.4}",
         r.test_mean_predictor.rmse
     );
+    cli::peft::print_report_extras(&r);
     println!(
         "throughput {:.1} molecules/s training on {}; wall {:.0} s; {} parameters",
         r.train_mols_per_s, r.device, r.wall_seconds, r.parameters
@@ -399,6 +498,32 @@ fn mlm(a: MlmArgs) -> Result<()> {
     Ok(())
 }
 
+fn compare_mlm(a: CompareMlmArgs) -> Result<()> {
+    use lipo::experiments::table1::{domain_mlm_defaults, table1, Table1Config};
+    let pretrained = match a.init.clone().or_else(lipo::model::default_model_dir) {
+        Some(p) => p,
+        None => bail!("no pre-trained model: pass --init MODEL_DIR (lipo's bundled model is not in this build)"),
+    };
+    let mut cfg = Table1Config::study(a.data.clone(), pretrained);
+    cfg.table = a.table.options();
+    cfg.seeds = a.seeds.clone();
+    cfg.finetune.epochs = a.epochs;
+    cfg.finetune.lr = a.lr;
+    cfg.domain_mlm = domain_mlm_defaults(a.mlm_epochs);
+    if a.quick {
+        cfg.seeds.truncate(1);
+        cfg.finetune.epochs = 3;
+        cfg.domain_mlm = domain_mlm_defaults(2);
+    }
+    let device = lipo::device::parse(&a.device)?;
+    let mut monitor = CliMonitor::new();
+    let r = table1(&cfg, device, &a.out, &mut monitor)?;
+    drop(monitor);
+    println!("{}", r.markdown);
+    println!("written: {}", a.out.join("table1.md").display());
+    Ok(())
+}
+
 fn describe_init(init: &InitFrom) -> String {
     match init {
         InitFrom::Random(c) => format!(
@@ -427,6 +552,11 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
         }
         None => (0..data.records.len()).collect(),
     };
+    if model.meta.task == lipo::model::Task::Classification {
+        let (m, _) = train::evaluate_classification(&model, &data, &rows, 64)?;
+        println!("{}", serde_json::to_string_pretty(&m)?);
+        return Ok(());
+    }
     let (m, _) = train::evaluate(&model, &data, &rows, 64)?;
     println!("{}", serde_json::to_string_pretty(&m)?);
     Ok(())
@@ -483,7 +613,10 @@ fn read_inputs(input: &Path, smiles_col: Option<String>) -> Result<Vec<(usize, S
     Ok(out)
 }
 
-fn predict(a: PredictArgs) -> Result<()> {
+fn predict(a: PredictArgs, threads: i32) -> Result<()> {
+    if lipo::bundle::is_bundle(&a.model) {
+        return predict_bundle(&a, threads);
+    }
     let device = lipo::device::parse(&a.device)?;
     let model = Model::load(&a.model, device)?;
     let inputs = read_inputs(&a.input, a.smiles_col.clone())?;
@@ -559,5 +692,94 @@ fn embed(a: EmbedArgs) -> Result<()> {
         h,
         a.out.display()
     );
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    let s = lipo::export::export_model_dir(&a.model, &a.out)?;
+    eprintln!(
+        "exported {} ({:?}, {:.1} MB, {} weights) to {}",
+        a.model.display(),
+        s.task,
+        s.onnx_bytes as f64 / 1e6,
+        s.initializer_elements,
+        s.bundle.display()
+    );
+    Ok(())
+}
+
+/// Molecules read, predicted and written per chunk of a streamed prediction.
+const PREDICT_CHUNK: usize = 4096;
+
+/// `predict` on an exported bundle: streams the input in chunks through ONNX Runtime.
+fn predict_bundle(a: &PredictArgs, threads: i32) -> Result<()> {
+    use lipo::infer::{Predictor, PredictorOptions};
+    let opts = PredictorOptions {
+        threads: threads.max(0) as usize,
+        batch_size: a.batch_size,
+        ..PredictorOptions::default()
+    };
+    let predictor = Predictor::open(&a.model, &opts)?;
+    let mut rows = lipo::smiles_stream::SmilesStream::open(&a.input, a.smiles_col.as_deref())?;
+    let sink: Box<dyn std::io::Write> = match &a.out {
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut w = csv::Writer::from_writer(sink);
+    let label = predictor
+        .info()
+        .label_name
+        .clone()
+        .unwrap_or_else(|| "prediction".into());
+    w.write_record(["line", "smiles", &label, "error"])?;
+    let (mut n, mut n_bad) = (0usize, 0usize);
+    loop {
+        let chunk = rows.next_chunk(PREDICT_CHUNK)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let smiles: Vec<&str> = chunk.iter().map(|r| r.smiles.as_str()).collect();
+        let preds = predictor.predict(&smiles)?;
+        for (r, p) in chunk.iter().zip(preds) {
+            let line = r.line.to_string();
+            match p {
+                Ok(y) => w.write_record([&line, &r.smiles, &format!("{y:.6}"), ""])?,
+                Err(e) => {
+                    n_bad += 1;
+                    w.write_record([&line, &r.smiles, "", &e.to_string()])?
+                }
+            }
+        }
+        n += chunk.len();
+        w.flush()?;
+    }
+    if n_bad > 0 {
+        eprintln!("{n_bad} of {n} molecules could not be read (see the error column)");
+    }
+    Ok(())
+}
+
+fn bench(a: BenchArgs, threads: i32) -> Result<()> {
+    let data = match a.data {
+        Some(d) => d,
+        None => std::env::var_os("LIPO_DATA_DIR")
+            .map(|d| PathBuf::from(d).join("lipophilicity.csv"))
+            .context("give --data or set LIPO_DATA_DIR")?,
+    };
+    let cfg = lipo::bench::BenchConfig {
+        model: a.model,
+        data,
+        smiles_col: a.smiles_col,
+        batch_sizes: a.batch_sizes,
+        limit: a.limit,
+        threads: threads.max(1) as usize,
+    };
+    let tmp = tempfile::tempdir().context("creating a temporary folder")?;
+    let report = lipo::bench::run(&cfg, tmp.path())?;
+    print!("{}", lipo::bench::table(&report));
+    lipo::fsutil::write_json(&a.out, &report)?;
+    eprintln!("wrote {}", a.out.display());
     Ok(())
 }

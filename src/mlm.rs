@@ -567,7 +567,11 @@ pub fn mlm(
     // Hold out about valid_size molecules: the hash modulus comes from the number of SMILES
     // entries (a quick pass without tokenizing), so it is the same on every run of the corpus.
     let entries = count_entries(&run.corpus, &run.table)?;
-    corpus.valid_mod = if cfg.valid_size == 0 { u64::MAX } else { (entries / cfg.valid_size as u64).max(2) };
+    corpus.valid_mod = if cfg.valid_size == 0 {
+        u64::MAX
+    } else {
+        (entries / cfg.valid_size as u64).max(2)
+    };
     let scan = corpus.scan(cfg.valid_size * 2)?;
     if scan.train == 0 {
         return Err(Error::BadFile {

@@ -142,3 +142,86 @@ pub fn parity(path: &Path, title: &str, measured: &[f64], predicted: &[f64]) -> 
     root.present().map_err(|e| plot_err(path, e))?;
     Ok(())
 }
+
+/// Histogram of `values` in `bins` equal-width bins.
+pub fn histogram(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    values: &[f64],
+    bins: usize,
+) -> Result<()> {
+    ensure_font();
+    let bins = bins.max(1);
+    let (lo, hi) = range(values.iter().copied());
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0u32; bins];
+    for &v in values.iter().filter(|v| v.is_finite()) {
+        counts[(((v - lo) / width) as usize).min(bins - 1)] += 1;
+    }
+    let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.05;
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 24))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(lo..hi, 0.0..top)
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc("count")
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .draw_series(counts.iter().enumerate().map(|(i, &c)| {
+            let x0 = lo + i as f64 * width;
+            Rectangle::new(
+                [(x0, 0.0), (x0 + width, c as f64)],
+                COLORS[0].mix(0.7).filled(),
+            )
+        }))
+        .map_err(|e| plot_err(path, e))?;
+    root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}
+
+/// Scatter of `ys` against `xs`.
+pub fn scatter(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    xs: &[f64],
+    ys: &[f64],
+) -> Result<()> {
+    ensure_font();
+    let (x0, x1) = range(xs.iter().copied());
+    let (y0, y1) = range(ys.iter().copied());
+    let root = BitMapBackend::new(path, (700, 550)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .draw_series(
+            xs.iter()
+                .zip(ys)
+                .map(|(&x, &y)| Circle::new((x, y), 3, COLORS[0].mix(0.6).filled())),
+        )
+        .map_err(|e| plot_err(path, e))?;
+    root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}

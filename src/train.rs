@@ -1,6 +1,8 @@
-//! Full fine-tuning of a sequence head plus encoder (the study's Task 1.1): Adam, MSE on
-//! standardised labels, batches of similar-length molecules, per-epoch validation, the best
-//! validation epoch kept, test metrics in label units, and resumable per-epoch checkpoints.
+//! Fine-tuning of a sequence head plus encoder (the study's Task 1.1) or of adapters only
+//! (Task 3, [`crate::peft`]): Adam, MSE on standardised labels (regression) or BCE on labels
+//! binarised at a threshold (classification), batches of similar-length molecules, per-epoch
+//! validation whose loss chooses the kept epoch, test metrics, a per-step JSONL log, and
+//! resumable per-epoch checkpoints.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,13 +14,15 @@ use tch::{Device, Reduction, Tensor};
 use crate::data::{self, Dataset, Split, TableOptions};
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::metrics::Regression;
+use crate::metrics::{Classification, Regression};
 use crate::model::{Config, Model, ModelMeta, ModelParts, Task};
 use crate::optim::{Adam, AdamConfig};
+use crate::peft::{self, ParameterCounts, PeftConfig};
 use crate::predict;
 use crate::progress::{Event, Monitor};
 use crate::rng::SplitMix64;
 use crate::tokenizer::{pad_batch, SmilesTokenizer};
+use crate::trainlog::{EvalRecord, LogRecord, StepRecord, TrainLog};
 
 /// Optimisation settings of a fine-tuning run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +48,68 @@ pub struct FinetuneConfig {
     pub valid_frac: f64,
     /// Batch size for evaluation.
     pub eval_batch_size: usize,
+    /// Regression (MSE on standardised labels) or classification (BCE with logits).
+    pub task: Task,
+    /// Classification: how labels become classes (`label > threshold` is class 1); absent,
+    /// the labels must already be 0 or 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binarize: Option<Binarize>,
+    /// Parameter-efficient method (absent: every parameter trains).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peft: Option<PeftConfig>,
+}
+
+/// The threshold that turns numeric labels into classes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Binarize {
+    /// The training-split mean (the study's choice).
+    Mean,
+    /// The training-split median (balanced classes).
+    Median,
+    /// A fixed value in label units.
+    Value(f64),
+}
+
+impl std::str::FromStr for Binarize {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Binarize> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mean" => Ok(Binarize::Mean),
+            "median" => Ok(Binarize::Median),
+            v => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .map(Binarize::Value)
+                .ok_or_else(|| {
+                    Error::param(
+                        "--binarize",
+                        format!("{s:?} is not mean, median or a number"),
+                    )
+                }),
+        }
+    }
+}
+
+impl Binarize {
+    /// The threshold for training-split labels `train`.
+    pub fn threshold(&self, train: &[f64]) -> f64 {
+        match *self {
+            Binarize::Mean => crate::metrics::mean_sd(train).0,
+            Binarize::Median => {
+                let mut v = train.to_vec();
+                v.sort_by(f64::total_cmp);
+                let n = v.len();
+                if n % 2 == 1 {
+                    v[n / 2]
+                } else {
+                    (v[n / 2 - 1] + v[n / 2]) / 2.0
+                }
+            }
+            Binarize::Value(x) => x,
+        }
+    }
 }
 
 impl Default for FinetuneConfig {
@@ -59,6 +125,9 @@ impl Default for FinetuneConfig {
             test_frac: 0.2,
             valid_frac: 0.1,
             eval_batch_size: 64,
+            task: Task::Regression,
+            binarize: None,
+            peft: None,
         }
     }
 }
@@ -92,11 +161,11 @@ pub struct FinetuneRun {
 pub struct EpochRecord {
     /// 1-based epoch.
     pub epoch: usize,
-    /// Mean training MSE (standardised units).
+    /// Mean training loss (MSE in standardised units, or BCE).
     pub train_loss: f64,
-    /// Validation MSE (standardised units).
+    /// Validation loss (the same function).
     pub valid_loss: f64,
-    /// Validation RMSE in label units.
+    /// Validation RMSE in label units (classification: of probabilities against 0/1).
     pub valid_rmse: f64,
     /// Training seconds of the epoch (evaluation excluded).
     pub train_seconds: f64,
@@ -133,6 +202,51 @@ pub struct FinetuneReport {
     pub label_mean: f64,
     /// Train-split label sd.
     pub label_sd: f64,
+    /// The task trained. For classification, `test`, `valid` and `test_mean_predictor` are
+    /// regression metrics of probabilities against the 0/1 classes (MSE = Brier score); the
+    /// classification metrics are in `classification`.
+    #[serde(default)]
+    pub task: Task,
+    /// Classification metrics (classification runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ClassificationReport>,
+    /// Parameters by role (trainable, adapters, head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_counts: Option<ParameterCounts>,
+    /// Memory of the training process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryReport>,
+    /// The parameter-efficient method (absent: full fine-tuning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peft: Option<PeftConfig>,
+}
+
+/// Classification results of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassificationReport {
+    /// Label threshold (label units) that made the classes; absent when labels were 0/1.
+    pub threshold: Option<f64>,
+    /// Share of class 1 in the training rows.
+    pub train_positive_share: f64,
+    /// Test metrics (best epoch).
+    pub test: Classification,
+    /// Validation metrics (best epoch).
+    pub valid: Classification,
+    /// Floor: predicting the training split's class-1 share for every molecule.
+    pub test_majority: Classification,
+}
+
+/// Memory of a training run.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct MemoryReport {
+    /// Resident set size on entry to [`finetune`] (before data and model load), bytes.
+    pub start_rss_bytes: Option<u64>,
+    /// Peak resident set size of the process at the end of the run, bytes. In a process that
+    /// ran nothing else before (as `lipo compare-peft` arranges) this is the run's peak.
+    pub peak_rss_bytes: Option<u64>,
+    /// Training state: parameters plus, for each trainable element, its gradient and two
+    /// Adam moments (4 bytes each), bytes. Activations are not included.
+    pub state_bytes: u64,
 }
 
 /// Files in a fine-tuning run folder.
@@ -149,6 +263,10 @@ pub mod files {
     pub const CHECKPOINT: &str = "checkpoint";
     /// Loss curves.
     pub const LOSS_PNG: &str = "loss.png";
+    /// Per-step and per-evaluation log (JSON lines).
+    pub const LOG: &str = "log.jsonl";
+    /// Adapters on their own (PEFT runs), applicable to the `--init` model.
+    pub const ADAPTER: &str = "adapter";
     /// Test-set predictions.
     pub const TEST_PREDICTIONS: &str = "test_predictions.csv";
 }
@@ -234,6 +352,68 @@ pub fn evaluate(
     Ok((Regression::compute(&pred, &data.labels(rows)), pred))
 }
 
+/// Classification metrics of `model` (a classification model) on `rows` of `data`, whose
+/// labels are binarised at the model's stored threshold (or must be 0/1 without one), with the
+/// predicted probabilities.
+pub fn evaluate_classification(
+    model: &Model,
+    data: &Dataset,
+    rows: &[usize],
+    batch_size: usize,
+) -> Result<(Classification, Vec<f64>)> {
+    let seqs: Vec<&[u32]> = rows
+        .iter()
+        .map(|&r| data.records[r].ids.as_slice())
+        .collect();
+    let prob = predict::predict(model, &seqs, batch_size)?;
+    let classes = classes_of(data, rows, model.meta.threshold)?;
+    Ok((Classification::compute(&prob, &classes), prob))
+}
+
+/// 0/1 classes of `rows`: `label > threshold`, or the labels themselves when there is no
+/// threshold (then they must be 0 or 1).
+fn classes_of(data: &Dataset, rows: &[usize], threshold: Option<f64>) -> Result<Vec<f64>> {
+    rows.iter()
+        .map(|&r| {
+            let rec = &data.records[r];
+            let y = rec.label.expect("labelled table");
+            match threshold {
+                Some(t) => Ok(if y > t { 1.0 } else { 0.0 }),
+                None if y == 0.0 || y == 1.0 => Ok(y),
+                None => Err(Error::BadRow {
+                    path: data.path.clone(),
+                    line: rec.line,
+                    reason: format!(
+                        "label {y} is not 0 or 1; binarise numeric labels with --binarize mean|median|VALUE"
+                    ),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Mean loss of raw head outputs against targets: MSE (regression, standardised units) or
+/// binary cross-entropy with logits (classification).
+fn mean_loss(task: Task, raw: &[f64], target: &[f64]) -> f64 {
+    let n = raw.len().max(1) as f64;
+    match task {
+        Task::Classification => {
+            raw.iter()
+                .zip(target)
+                .map(|(&z, &y)| z.max(0.0) - z * y + (-z.abs()).exp().ln_1p())
+                .sum::<f64>()
+                / n
+        }
+        _ => {
+            raw.iter()
+                .zip(target)
+                .map(|(z, y)| (z - y) * (z - y))
+                .sum::<f64>()
+                / n
+        }
+    }
+}
+
 /// Runs (or resumes, or returns the finished result of) a fine-tuning run in `out`.
 pub fn finetune(
     run: &FinetuneRun,
@@ -242,6 +422,7 @@ pub fn finetune(
     monitor: &mut dyn Monitor,
 ) -> Result<FinetuneReport> {
     let t0 = Instant::now();
+    let start_rss = crate::memory::current_rss();
     let cfg = &run.train;
     if cfg.batch_size == 0 || cfg.epochs == 0 {
         return Err(Error::param("--batch-size/--epochs", "must be positive"));
@@ -251,6 +432,24 @@ pub fn finetune(
             "--lr",
             format!("{} is not a positive number", cfg.lr),
         ));
+    }
+    match (cfg.task, &cfg.binarize) {
+        (Task::Encoder, _) => {
+            return Err(Error::param(
+                "--task",
+                "fine-tuning trains a regression or classification head",
+            ))
+        }
+        (Task::Regression, Some(_)) => {
+            return Err(Error::param(
+                "--binarize",
+                "only applies to --task classification",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(p) = &cfg.peft {
+        p.validate()?;
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let run_path = out.join(files::RUN);
@@ -288,21 +487,68 @@ pub fn finetune(
     let train_labels = data.labels(&split.train);
     let (mean, sd) = crate::metrics::mean_sd(&train_labels);
     let sd = if sd > 0.0 { sd } else { 1.0 };
+    let classify = cfg.task == Task::Classification;
+    let threshold = cfg.binarize.map(|b| b.threshold(&train_labels));
+    // Training targets of every row: standardised labels, or 0/1 classes.
+    let all_rows: Vec<usize> = (0..data.records.len()).collect();
+    let targets: Vec<f64> = if classify {
+        classes_of(&data, &all_rows, threshold)?
+    } else {
+        all_rows
+            .iter()
+            .map(|&r| (data.records[r].label.expect("labelled table") - mean) / sd)
+            .collect()
+    };
+    let train_positive_share =
+        split.train.iter().map(|&r| targets[r]).sum::<f64>() / split.train.len() as f64;
+    if classify && (train_positive_share == 0.0 || train_positive_share == 1.0) {
+        return Err(Error::BadFile {
+            path: run.data.clone(),
+            reason: format!(
+                "the training rows hold one class only{}",
+                threshold
+                    .map(|t| format!(" at threshold {t}"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
 
     let mut model = build_model(&run.init, device, cfg.seed)?;
+    // A starting model that carries adapters starts from its merged weights.
+    peft::merge(&mut model)?;
     model.meta = ModelMeta {
-        task: Task::Regression,
+        task: cfg.task,
         label_name: data.label_col.clone(),
         label_mean: mean,
         label_sd: sd,
+        threshold,
         provenance: Some(format!(
-            "lipo {} finetune of {}",
+            "lipo {} finetune of {}{}",
             crate::VERSION,
-            run.data.display()
+            run.data.display(),
+            cfg.peft
+                .as_ref()
+                .map(|p| format!(" ({})", p.name()))
+                .unwrap_or_default()
         )),
         ..ModelMeta::default()
     };
-    model.set_trainable(|_| true);
+    let counts = match &cfg.peft {
+        Some(p) => peft::apply(&mut model, p, cfg.seed)?,
+        None => {
+            model.set_trainable(|_| true);
+            peft::parameter_counts(&model)
+        }
+    };
+    monitor.event(&Event::Message {
+        text: format!(
+            "{}: {counts}",
+            cfg.peft
+                .as_ref()
+                .map(|p| p.name())
+                .unwrap_or("full fine-tuning")
+        ),
+    });
     let mut opt = Adam::new(
         model.named_tensors(),
         AdamConfig {
@@ -334,6 +580,7 @@ pub fn finetune(
             text: format!("resuming after epoch {}", state.epochs_done),
         });
     }
+    let mut log = TrainLog::open(&out.join(files::LOG), state.epochs_done)?;
 
     let lengths: Vec<usize> = data.records.iter().map(|r| r.ids.len()).collect();
     let steps_per_epoch = split.train.len().div_ceil(cfg.batch_size) as u64;
@@ -345,6 +592,12 @@ pub fn finetune(
     let mut step = steps_per_epoch * state.epochs_done as u64;
     let mut train_time = 0.0;
     let mut train_mols = 0usize;
+    let valid_seqs: Vec<&[u32]> = split
+        .valid
+        .iter()
+        .map(|&r| data.records[r].ids.as_slice())
+        .collect();
+    let valid_targets: Vec<f64> = split.valid.iter().map(|&r| targets[r]).collect();
     for epoch in state.epochs_done + 1..=cfg.epochs {
         tch::manual_seed((cfg.seed * 1_000_003 + epoch as u64) as i64);
         let mut rng = SplitMix64::derive(cfg.seed, &format!("finetune-epoch-{epoch}"));
@@ -352,21 +605,28 @@ pub fn finetune(
         let te = Instant::now();
         let mut loss_sum = 0.0;
         for rows in &batches {
+            let ts = Instant::now();
             let seqs: Vec<&[u32]> = rows
                 .iter()
                 .map(|&r| data.records[r].ids.as_slice())
                 .collect();
             let (ids, mask) = model.batch_tensors(&pad_batch(&seqs));
-            let z: Vec<f32> = rows
-                .iter()
-                .map(|&r| ((data.records[r].label.unwrap() - mean) / sd) as f32)
-                .collect();
+            let z: Vec<f32> = rows.iter().map(|&r| targets[r] as f32).collect();
             let target = Tensor::from_slice(&z).to_device(device);
             let pred = model.head_forward(&ids, &mask, true)?.squeeze_dim(-1);
-            let loss = pred.mse_loss(&target, Reduction::Mean);
+            let loss = if classify {
+                pred.binary_cross_entropy_with_logits::<Tensor>(
+                    &target,
+                    None,
+                    None,
+                    Reduction::Mean,
+                )
+            } else {
+                pred.mse_loss(&target, Reduction::Mean)
+            };
             opt.zero_grad();
             loss.backward();
-            opt.clip_grad_norm(cfg.grad_clip);
+            let grad_norm = opt.clip_grad_norm(cfg.grad_clip);
             opt.step(cfg.lr);
             let l = loss.double_value(&[]);
             if !l.is_finite() {
@@ -376,6 +636,16 @@ pub fn finetune(
             }
             loss_sum += l * rows.len() as f64;
             step += 1;
+            let secs = ts.elapsed().as_secs_f64();
+            log.write(&LogRecord::Step(StepRecord {
+                epoch,
+                step,
+                train_loss: l,
+                grad_norm,
+                lr: cfg.lr,
+                step_seconds: secs,
+                steps_per_s: 1.0 / secs.max(1e-9),
+            }))?;
             if !monitor.event(&Event::Step {
                 step,
                 total,
@@ -392,13 +662,35 @@ pub fn finetune(
         train_time += secs;
         train_mols += split.train.len();
         let train_loss = loss_sum / split.train.len() as f64;
-        let (valid_m, _) = evaluate(&model, &data, &split.valid, cfg.eval_batch_size)?;
-        let valid_loss = valid_m.mse / (sd * sd);
+        let tv = Instant::now();
+        let raw = predict::raw_outputs(&model, &valid_seqs, cfg.eval_batch_size)?;
+        let eval_runtime = tv.elapsed().as_secs_f64().max(1e-9);
+        let valid_loss = mean_loss(cfg.task, &raw, &valid_targets);
+        let valid_pred: Vec<f64> = raw
+            .iter()
+            .map(|&z| predict::to_label_units(&model, z))
+            .collect();
+        let valid_truth = if classify {
+            valid_targets.clone()
+        } else {
+            data.labels(&split.valid)
+        };
+        let valid_rmse = Regression::compute(&valid_pred, &valid_truth).rmse;
+        log.write(&LogRecord::Eval(EvalRecord {
+            epoch,
+            step,
+            train_loss,
+            eval_loss: valid_loss,
+            eval_runtime_s: eval_runtime,
+            eval_steps_per_s: split.valid.len().div_ceil(cfg.eval_batch_size) as f64 / eval_runtime,
+            eval_samples_per_s: split.valid.len() as f64 / eval_runtime,
+        }))?;
+        log.flush()?;
         state.history.push(EpochRecord {
             epoch,
             train_loss,
             valid_loss,
-            valid_rmse: valid_m.rmse,
+            valid_rmse,
             train_seconds: secs,
         });
         if valid_loss < state.best_valid {
@@ -429,17 +721,42 @@ pub fn finetune(
     }
 
     let best = Model::load(&model_dir, device)?;
-    let (test, test_pred) = evaluate(&best, &data, &split.test, cfg.eval_batch_size)?;
-    let (valid, _) = evaluate(&best, &data, &split.valid, cfg.eval_batch_size)?;
-    let test_labels = data.labels(&split.test);
+    let test_truth: Vec<f64> = if classify {
+        split.test.iter().map(|&r| targets[r]).collect()
+    } else {
+        data.labels(&split.test)
+    };
+    let valid_truth: Vec<f64> = if classify {
+        valid_targets.clone()
+    } else {
+        data.labels(&split.valid)
+    };
+    let test_seqs: Vec<&[u32]> = split
+        .test
+        .iter()
+        .map(|&r| data.records[r].ids.as_slice())
+        .collect();
+    let test_pred = predict::predict(&best, &test_seqs, cfg.eval_batch_size)?;
+    let valid_pred = predict::predict(&best, &valid_seqs, cfg.eval_batch_size)?;
+    let floor = if classify { train_positive_share } else { mean };
+    let floor_pred = vec![floor; test_truth.len()];
+    let classification = classify.then(|| ClassificationReport {
+        threshold,
+        train_positive_share,
+        test: Classification::compute(&test_pred, &test_truth),
+        valid: Classification::compute(&valid_pred, &valid_truth),
+        test_majority: Classification::compute(&floor_pred, &test_truth),
+    });
+    let trainable = opt.num_trainable();
+    let parameters = model.num_parameters();
     let report = FinetuneReport {
         seed: cfg.seed,
         sizes: [split.train.len(), split.valid.len(), split.test.len()],
         best_epoch: state.best_epoch,
         history: state.history.clone(),
-        test,
-        valid,
-        test_mean_predictor: Regression::compute(&vec![mean; test_labels.len()], &test_labels),
+        test: Regression::compute(&test_pred, &test_truth),
+        valid: Regression::compute(&valid_pred, &valid_truth),
+        test_mean_predictor: Regression::compute(&floor_pred, &test_truth),
         train_mols_per_s: if train_time > 0.0 {
             train_mols as f64 / train_time
         } else {
@@ -447,11 +764,27 @@ pub fn finetune(
         },
         wall_seconds: t0.elapsed().as_secs_f64(),
         device: crate::device::describe(device),
-        trainable_parameters: opt.num_trainable(),
-        parameters: model.num_parameters(),
+        trainable_parameters: trainable,
+        parameters,
         label_mean: mean,
         label_sd: sd,
+        task: cfg.task,
+        classification,
+        parameter_counts: Some(counts),
+        memory: Some(MemoryReport {
+            start_rss_bytes: start_rss,
+            peak_rss_bytes: crate::memory::peak_rss(),
+            state_bytes: 4 * (parameters as u64 + 3 * trainable as u64),
+        }),
+        peft: cfg.peft.clone(),
     };
+    if cfg.peft.is_some() {
+        let base = match &run.init {
+            InitFrom::Model(dir) => Some(dir.as_path()),
+            InitFrom::Random(_) => None,
+        };
+        peft::save_adapter(&best, &out.join(files::ADAPTER), base)?;
+    }
     write_predictions(
         &out.join(files::TEST_PREDICTIONS),
         &data,
@@ -532,7 +865,7 @@ pub fn plot_history(path: &Path, history: &[EpochRecord]) -> Result<()> {
         path,
         "Fine-tuning loss",
         "epoch",
-        "MSE (standardised)",
+        "loss (MSE standardised, or BCE)",
         &series,
     )
 }

@@ -11,7 +11,18 @@ use tch::Device;
 static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn write_corpus(path: &std::path::Path, n: usize) {
-    let frags = ["C", "CC", "c1ccccc1", "O", "N", "C(=O)O", "Cl", "C(F)(F)F", "n1ccccc1", "S(=O)(=O)N"];
+    let frags = [
+        "C",
+        "CC",
+        "c1ccccc1",
+        "O",
+        "N",
+        "C(=O)O",
+        "Cl",
+        "C(F)(F)F",
+        "n1ccccc1",
+        "S(=O)(=O)N",
+    ];
     let mut rng = lipo::rng::SplitMix64::new(42);
     let mut s = String::from("SMILES\n");
     for _ in 0..n {
@@ -30,7 +41,11 @@ fn run(corpus: &std::path::Path, exclude: Vec<std::path::PathBuf>) -> MlmRun {
         corpus: corpus.to_path_buf(),
         table: TableOptions::default(),
         exclude,
-        init: InitFrom::Random(Box::new(Config { hidden_dropout_prob: 0.0, embedding_dropout_prob: 0.0, ..Config::tiny() })),
+        init: InitFrom::Random(Box::new(Config {
+            hidden_dropout_prob: 0.0,
+            embedding_dropout_prob: 0.0,
+            ..Config::tiny()
+        })),
         mlm: MlmConfig {
             epochs: 8,
             batch_size: 16,
@@ -57,8 +72,15 @@ fn mlm_learns_and_resumes_exactly() {
     let r = run(&corpus, vec![excl.clone()]);
 
     let straight = mlm::mlm(&r, Device::Cpu, &dir.path().join("a"), &mut Silent).unwrap();
-    assert!(straight.valid_accuracy > 0.4, "masked accuracy {}", straight.valid_accuracy);
-    assert_eq!(straight.corpus_train as usize + straight.corpus_valid + straight.excluded as usize, 400);
+    assert!(
+        straight.valid_accuracy > 0.4,
+        "masked accuracy {}",
+        straight.valid_accuracy
+    );
+    assert_eq!(
+        straight.corpus_train as usize + straight.corpus_valid + straight.excluded as usize,
+        400
+    );
     assert!(straight.excluded > 0);
     assert!(dir.path().join("a/model/model.safetensors").is_file());
     assert!(dir.path().join("a/mlm.png").is_file());
@@ -70,7 +92,11 @@ fn mlm_learns_and_resumes_exactly() {
     assert!(matches!(e, lipo::Error::Cancelled(_)), "{e}");
     let resumed = mlm::mlm(&r, Device::Cpu, &out, &mut Silent).unwrap();
     assert_eq!(resumed.steps, straight.steps);
-    let losses = |h: &[mlm::MlmEval]| h.iter().map(|e| (e.step, e.train_loss, e.valid_loss)).collect::<Vec<_>>();
+    let losses = |h: &[mlm::MlmEval]| {
+        h.iter()
+            .map(|e| (e.step, e.train_loss, e.valid_loss))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(losses(&resumed.history), losses(&straight.history));
     assert_eq!(resumed.valid_accuracy, straight.valid_accuracy);
 

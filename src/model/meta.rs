@@ -33,6 +33,9 @@ pub struct ModelMeta {
     pub threshold: Option<f64>,
     /// How the model was made (the command line or a description).
     pub provenance: Option<String>,
+    /// Parameter-efficient adapters the weights carry (LoRA/IA3 tensors load with them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peft: Option<crate::peft::PeftConfig>,
 }
 
 impl Default for ModelMeta {
@@ -45,6 +48,7 @@ impl Default for ModelMeta {
             label_sd: 1.0,
             threshold: None,
             provenance: None,
+            peft: None,
         }
     }
 }

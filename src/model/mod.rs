@@ -30,3 +30,19 @@ pub mod files {
     /// lipo's metadata.
     pub const META: &str = "lipo.json";
 }
+
+/// Folder of lipo's bundled pre-trained model inside the source tree.
+pub const BUNDLED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/lipo-small");
+
+/// The default starting model of every training command: `LIPO_DEFAULT_MODEL` when set,
+/// else the bundled model when it is present; `None` means random initialisation.
+pub fn default_model_dir() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("LIPO_DEFAULT_MODEL") {
+        return Some(p.into());
+    }
+    let bundled = std::path::Path::new(BUNDLED_MODEL);
+    bundled
+        .join(files::CONFIG)
+        .is_file()
+        .then(|| bundled.to_path_buf())
+}

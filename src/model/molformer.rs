@@ -311,15 +311,34 @@ impl Encoder {
 
     /// Last hidden state `[b, t, hidden]` of `ids [b, t]` (int64) with `mask [b, t]` (0/1).
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let x = self.embed_tokens(ids, train);
+        let x = self.run_layers(&x, mask, 0..self.layers.len(), train);
+        self.final_norm.forward(&x)
+    }
+
+    /// Word embeddings (with embedding dropout in training) `[b, t, hidden]`.
+    pub fn embed_tokens(&self, ids: &Tensor, train: bool) -> Tensor {
+        Tensor::embedding(&self.word_embeddings, ids, self.pad_id, false, false)
+            .dropout(self.embedding_dropout, train)
+    }
+
+    /// Runs the blocks `layers` (a range of layer indices) over hidden states `x [b, t, hidden]`;
+    /// the final LayerNorm is not applied. Lets callers cache the output of a frozen prefix.
+    pub fn run_layers(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        layers: std::ops::Range<usize>,
+        train: bool,
+    ) -> Tensor {
         let mask = mask.to_kind(Kind::Float);
-        let t = ids.size()[1];
-        let rot = rotary_tables(t, self.head_dim, ids.device());
-        let mut x = Tensor::embedding(&self.word_embeddings, ids, self.pad_id, false, false)
-            .dropout(self.embedding_dropout, train);
-        for layer in &self.layers {
+        let t = x.size()[1];
+        let rot = rotary_tables(t, self.head_dim, x.device());
+        let mut x = x.shallow_clone();
+        for layer in &self.layers[layers] {
             x = layer.forward(&x, &mask, &rot, train);
         }
-        self.final_norm.forward(&x)
+        x
     }
 }
 

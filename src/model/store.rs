@@ -107,19 +107,13 @@ impl Model {
         self.vs.device()
     }
 
-    /// Number of parameter elements (buffers excluded).
+    /// Number of parameter elements (buffers excluded; adapters included).
     pub fn num_parameters(&self) -> usize {
-        self.vs
-            .trainable_variables()
+        self.named_tensors()
             .iter()
-            .map(|t| t.numel())
-            .sum::<usize>()
-            + self
-                .named_tensors()
-                .iter()
-                .filter(|(n, t)| !n.ends_with("feature_map.weight") && !t.requires_grad())
-                .map(|(_, t)| t.numel())
-                .sum::<usize>()
+            .filter(|(n, _)| !n.ends_with("feature_map.weight"))
+            .map(|(_, t)| t.numel())
+            .sum()
     }
 
     /// Every tensor (parameters and buffers), sorted by name.
@@ -129,8 +123,15 @@ impl Model {
         v
     }
 
-    /// Reads a model folder. Heads are those present in the weights.
+    /// Reads a model folder. Heads are those present in the weights. A folder holding only
+    /// adapters (`adapter.json`, see [`crate::peft::save_adapter`]) loads on top of the base
+    /// model it records.
     pub fn load(dir: &Path, device: Device) -> Result<Model> {
+        if !dir.join(files::WEIGHTS).is_file()
+            && dir.join(crate::peft::adapter_files::INFO).is_file()
+        {
+            return crate::peft::load_adapter(dir, None, device);
+        }
         Self::load_with_parts(dir, device, None, 0)
     }
 
@@ -187,13 +188,20 @@ impl Model {
         let wanted = parts.unwrap_or(file_parts);
         if wanted.num_labels != file_parts.num_labels {
             // A new or different head: the file's label statistics do not apply.
+            // Adapters of the encoder still apply.
             meta = ModelMeta {
                 task: Task::Encoder,
                 provenance: meta.provenance,
+                peft: meta.peft,
                 ..ModelMeta::default()
             };
         }
-        let model = Model::new(config, wanted, meta, tokenizer, device, seed)?;
+        let peft = meta.peft.take();
+        let mut model = Model::new(config, wanted, meta, tokenizer, device, seed)?;
+        if let Some(cfg) = peft {
+            // Create the adapter tensors so that they are read from the weights below.
+            crate::peft::attach(&mut model, &cfg, seed)?;
+        }
         model.copy_from(&tensors, dir, wanted.num_labels == file_parts.num_labels)?;
         Ok(model)
     }

@@ -1,0 +1,85 @@
+//! The deployable bundle that `lipo export` writes and ONNX Runtime serves: a folder
+//! (conventionally `NAME.lipo/`) holding
+//!
+//! - `model.onnx`: the prediction graph (inputs `input_ids`, `attention_mask`: int64
+//!   `[batch, sequence]`; output `prediction`: float32 `[batch]` in label units, or
+//!   probabilities for classification) with the [`keys`] below as metadata;
+//! - `tokenizer.json`: the tokenizer the model was trained with (its vocabulary hash is in the
+//!   graph's metadata and checked on opening);
+//! - `lipo.json`: the model's [`ModelMeta`](crate::model::ModelMeta), for people and tools.
+//!
+//! A bundle is opened by the path of its folder (or of its `model.onnx`).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The ONNX graph inside a bundle.
+pub const MODEL: &str = "model.onnx";
+/// The tokenizer inside a bundle.
+pub const TOKENIZER: &str = "tokenizer.json";
+/// The model's metadata inside a bundle.
+pub const META: &str = "lipo.json";
+
+/// Names of the graph's inputs and output.
+pub mod io {
+    /// Token ids, int64 `[batch, sequence]`, right-padded with `<pad>`.
+    pub const INPUT_IDS: &str = "input_ids";
+    /// 1 for tokens, 0 for padding, int64 `[batch, sequence]`.
+    pub const ATTENTION_MASK: &str = "attention_mask";
+    /// Float32 `[batch]`: label units (regression) or probability (classification).
+    pub const PREDICTION: &str = "prediction";
+}
+
+/// Keys of the graph's metadata (`ModelProto.metadata_props`).
+pub mod keys {
+    /// lipo version that exported the graph.
+    pub const LIPO_VERSION: &str = "lipo_version";
+    /// SHA-256 of the tokenizer's vocabulary (`SmilesTokenizer::vocab_hash`).
+    pub const VOCAB_HASH: &str = "vocab_hash";
+    /// `regression` or `classification`.
+    pub const TASK: &str = "task";
+    /// Header of the label column (empty when unknown).
+    pub const LABEL_NAME: &str = "label_name";
+    /// Training label mean (already applied inside the graph).
+    pub const LABEL_MEAN: &str = "label_mean";
+    /// Training label sd (already applied inside the graph).
+    pub const LABEL_SD: &str = "label_sd";
+    /// Classification threshold in label units (empty when none).
+    pub const THRESHOLD: &str = "threshold";
+    /// Sequence length (tokens with `<bos>`/`<eos>`) covered by the reference model's rotary
+    /// tables; the graph computes rotary angles in-graph and accepts longer inputs.
+    pub const MAX_LENGTH: &str = "max_length";
+}
+
+/// Whether `path` is a bundle folder (or the `model.onnx` of one).
+pub fn is_bundle(path: &Path) -> bool {
+    path.join(MODEL).is_file() || (path.is_file() && path.file_name() == Some(MODEL.as_ref()))
+}
+
+/// The bundle folder of `path` (the folder itself, or the folder of its `model.onnx`), with
+/// a clear error when it is not a bundle.
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    let dir = if path.is_file() && path.file_name() == Some(MODEL.as_ref()) {
+        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        path.to_path_buf()
+    };
+    if !dir.exists() {
+        return Err(Error::model(
+            path,
+            "no such bundle (make one with lipo export)",
+        ));
+    }
+    for f in [MODEL, TOKENIZER] {
+        if !dir.join(f).is_file() {
+            return Err(Error::model(
+                &dir,
+                format!(
+                    "not a lipo bundle: no {f} (a bundle holds {MODEL}, {TOKENIZER} and {META})"
+                ),
+            ));
+        }
+    }
+    Ok(dir)
+}

@@ -1,0 +1,4 @@
+//! Sub-command modules of the `lipo` binary.
+
+pub mod influence;
+pub mod peft;

@@ -1,0 +1,236 @@
+//! Table 1 of the study: fine-tuning from random weights (the floor), from lipo's pre-trained
+//! model, and from that model after domain MLM on the training SMILES — over several seeds,
+//! on the untouched test split, with the study's Figure 3 (training loss of both pre-trained
+//! variants per epoch).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use super::summary::{compare_rmse, regression_table, RegressionRow};
+use crate::data::{self, Split, TableOptions};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::mlm::{self, MlmConfig, MlmRun};
+use crate::model::Config;
+use crate::plot::Series;
+use crate::progress::{Event, Monitor};
+use crate::tokenizer::SmilesTokenizer;
+use crate::train::{self, FinetuneConfig, FinetuneReport, FinetuneRun, InitFrom};
+
+/// What Table 1 runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Table1Config {
+    /// The labelled table (Lipophilicity).
+    pub data: PathBuf,
+    /// How to read it.
+    pub table: TableOptions,
+    /// The pre-trained model (lipo's bundled model by default).
+    pub pretrained: PathBuf,
+    /// Architecture of the random-init floor.
+    pub random_arch: Config,
+    /// Seeds; each gives its own split.
+    pub seeds: Vec<u64>,
+    /// Fine-tuning settings (the seed is set per run).
+    pub finetune: FinetuneConfig,
+    /// Domain-MLM settings (the seed is set per run).
+    pub domain_mlm: MlmConfig,
+}
+
+impl Table1Config {
+    /// The study's settings: 3 seeds, 20 fine-tuning epochs (best validation epoch kept),
+    /// 20 epochs of domain MLM.
+    pub fn study(data: PathBuf, pretrained: PathBuf) -> Self {
+        Table1Config {
+            data,
+            table: TableOptions::default(),
+            pretrained,
+            random_arch: Config::small(),
+            seeds: vec![0, 1, 2],
+            finetune: FinetuneConfig::default(),
+            domain_mlm: domain_mlm_defaults(20),
+        }
+    }
+}
+
+/// Domain-MLM settings for a few thousand molecules: `epochs` passes, batch 32, lr 1e-4.
+pub fn domain_mlm_defaults(epochs: usize) -> MlmConfig {
+    MlmConfig {
+        epochs,
+        batch_size: 32,
+        lr: 1e-4,
+        warmup_steps: 50,
+        valid_size: 150,
+        eval_every: 100,
+        checkpoint_every: 200,
+        ..MlmConfig::default()
+    }
+}
+
+/// Table 1's rows and readings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Table1Report {
+    /// Random init, pre-trained, pre-trained + domain MLM, and the mean predictor.
+    pub rows: Vec<RegressionRow>,
+    /// The markdown table.
+    pub markdown: String,
+    /// Plain-language readings of the comparisons.
+    pub readings: Vec<String>,
+    /// Held-out masked accuracy after domain MLM, per seed.
+    pub domain_mlm_accuracy: Vec<f64>,
+}
+
+/// Writes the training SMILES of `split` as a one-column corpus for domain MLM.
+fn write_train_corpus(path: &Path, data: &data::Dataset, split: &Split) -> Result<()> {
+    let mut s = String::from("smiles\n");
+    for &r in &split.train {
+        s.push_str(&data.records[r].smiles);
+        s.push('\n');
+    }
+    fsutil::write_atomic(path, s.as_bytes())
+}
+
+/// Runs (or resumes; finished runs are reused) every run of Table 1 under `out`.
+pub fn table1(
+    cfg: &Table1Config,
+    device: Device,
+    out: &Path,
+    monitor: &mut dyn Monitor,
+) -> Result<Table1Report> {
+    if cfg.seeds.is_empty() {
+        return Err(Error::param("--seeds", "give at least one seed"));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    fsutil::write_json(&out.join("table1_config.json"), cfg)?;
+    let tokenizer = SmilesTokenizer::molformer();
+    let data = data::read_table(&cfg.data, &tokenizer, &cfg.table, true)?;
+    let (mut random, mut pre, mut domain, mut floor) = (vec![], vec![], vec![], vec![]);
+    let mut curves: Vec<Curves> = vec![];
+    let mut accs = vec![];
+    for &seed in &cfg.seeds {
+        let dir = out.join(format!("seed{seed}"));
+        let ft = FinetuneConfig {
+            seed,
+            ..cfg.finetune.clone()
+        };
+        let run = |init: InitFrom| FinetuneRun {
+            data: cfg.data.clone(),
+            table: cfg.table.clone(),
+            init,
+            train: ft.clone(),
+        };
+        let say = |m: &mut dyn Monitor, what: &str| {
+            m.event(&Event::Message {
+                text: format!("table 1, seed {seed}: {what}"),
+            })
+        };
+
+        say(monitor, "random init");
+        let r: FinetuneReport = train::finetune(
+            &run(InitFrom::Random(Box::new(cfg.random_arch.clone()))),
+            device,
+            &dir.join("random"),
+            monitor,
+        )?;
+        random.push(r.test);
+        floor.push(r.test_mean_predictor);
+
+        say(monitor, "pre-trained");
+        let a = train::finetune(
+            &run(InitFrom::Model(cfg.pretrained.clone())),
+            device,
+            &dir.join("pretrained"),
+            monitor,
+        )?;
+        pre.push(a.test);
+
+        say(monitor, "domain MLM on the training SMILES");
+        let split = Split::new(data.records.len(), seed, ft.test_frac, ft.valid_frac)?;
+        let corpus = dir.join("domain_corpus.csv");
+        write_train_corpus(&corpus, &data, &split)?;
+        let mlm_run = MlmRun {
+            corpus,
+            table: TableOptions::default(),
+            exclude: vec![],
+            init: InitFrom::Model(cfg.pretrained.clone()),
+            mlm: MlmConfig {
+                seed,
+                ..cfg.domain_mlm.clone()
+            },
+        };
+        let m = mlm::mlm(&mlm_run, device, &dir.join("domain-mlm"), monitor)?;
+        accs.push(m.valid_accuracy);
+
+        say(monitor, "fine-tuning after domain MLM");
+        let b = train::finetune(
+            &run(InitFrom::Model(
+                dir.join("domain-mlm").join(mlm::files::MODEL),
+            )),
+            device,
+            &dir.join("domain-finetune"),
+            monitor,
+        )?;
+        domain.push(b.test);
+        curves.push((
+            a.history.iter().map(|h| h.train_loss).collect(),
+            b.history.iter().map(|h| h.train_loss).collect(),
+        ));
+    }
+
+    let rows = vec![
+        RegressionRow::new("random init (floor)", random),
+        RegressionRow::new("pre-trained (without domain MLM)", pre),
+        RegressionRow::new("pre-trained + domain MLM (with)", domain),
+        RegressionRow::new("mean predictor", floor),
+    ];
+    let readings = vec![
+        compare_rmse(&rows[1], &rows[2]),
+        compare_rmse(&rows[0], &rows[1]),
+    ];
+    let markdown = format!("{}\n{}\n", regression_table(&rows), readings.join("\n"));
+    plot_train_loss(&out.join("table1_train_loss.png"), &curves)?;
+    let report = Table1Report {
+        rows,
+        markdown,
+        readings,
+        domain_mlm_accuracy: accs,
+    };
+    fsutil::write_atomic(&out.join("table1.md"), report.markdown.as_bytes())?;
+    fsutil::write_json(&out.join("table1.json"), &report)?;
+    Ok(report)
+}
+
+/// Training losses per epoch without and with domain MLM, for one seed.
+type Curves = (Vec<f64>, Vec<f64>);
+
+/// The study's Figure 3: training loss per epoch of both pre-trained variants (mean over seeds).
+fn plot_train_loss(path: &Path, curves: &[Curves]) -> Result<()> {
+    let mean_curve = |pick: fn(&Curves) -> &Vec<f64>| -> Vec<(f64, f64)> {
+        let len = curves.iter().map(|c| pick(c).len()).min().unwrap_or(0);
+        (0..len)
+            .map(|e| {
+                (
+                    (e + 1) as f64,
+                    curves.iter().map(|c| pick(c)[e]).sum::<f64>() / curves.len() as f64,
+                )
+            })
+            .collect()
+    };
+    crate::plot::lines(
+        path,
+        "Training loss: without vs with domain MLM",
+        "epoch",
+        "training MSE (standardised)",
+        &[
+            Series {
+                name: "without domain MLM".into(),
+                points: mean_curve(|c| &c.0),
+            },
+            Series {
+                name: "with domain MLM".into(),
+                points: mean_curve(|c| &c.1),
+            },
+        ],
+    )
+}

@@ -1,0 +1,195 @@
+//! A small builder of ONNX graphs over the `onnx-protobuf` message types: graph inputs and
+//! outputs, float and int64 initializers, and single-output nodes with attributes. Every
+//! value gets a unique name derived from a readable hint.
+
+use onnx_protobuf::attribute_proto::AttributeType;
+use onnx_protobuf::tensor_proto::DataType;
+use onnx_protobuf::tensor_shape_proto::{dimension, Dimension};
+use onnx_protobuf::{
+    type_proto, AttributeProto, GraphProto, NodeProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
+};
+
+/// One axis of a graph input or output.
+#[derive(Debug, Clone, Copy)]
+pub enum Dim {
+    /// A named dynamic axis (e.g. `batch`).
+    Dynamic(&'static str),
+}
+
+/// A node attribute value.
+#[derive(Debug, Clone)]
+pub enum Attr {
+    /// `INT`.
+    Int(i64),
+    /// `INTS`.
+    Ints(Vec<i64>),
+    /// `FLOAT`.
+    Float(f32),
+}
+
+/// An ONNX graph under construction.
+#[derive(Debug, Default)]
+pub struct Graph {
+    proto: GraphProto,
+    used: std::collections::HashSet<String>,
+}
+
+fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| match d {
+            Dim::Dynamic(n) => Dimension {
+                value: Some(dimension::Value::DimParam((*n).into())),
+                ..Default::default()
+            },
+        })
+        .collect();
+    let tensor = type_proto::Tensor {
+        elem_type: elem as i32,
+        shape: Some(TensorShapeProto {
+            dim,
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    };
+    ValueInfoProto {
+        name: name.into(),
+        type_: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(tensor)),
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    }
+}
+
+impl Graph {
+    /// An empty graph called `name`.
+    pub fn new(name: &str) -> Self {
+        Graph {
+            proto: GraphProto {
+                name: name.into(),
+                ..Default::default()
+            },
+            used: Default::default(),
+        }
+    }
+
+    /// A name not used yet, `hint` itself when free.
+    pub fn fresh(&mut self, hint: &str) -> String {
+        let mut name = hint.to_string();
+        let mut k = 1;
+        while self.used.contains(&name) {
+            k += 1;
+            name = format!("{hint}_{k}");
+        }
+        self.used.insert(name.clone());
+        name
+    }
+
+    /// Declares a graph input.
+    pub fn input(&mut self, name: &str, elem: DataType, dims: &[Dim]) -> String {
+        let name = self.fresh(name);
+        self.proto.input.push(value_info(&name, elem, dims));
+        name
+    }
+
+    /// Declares `value` (already produced by a node) a graph output.
+    pub fn output(&mut self, value: &str, elem: DataType, dims: &[Dim]) {
+        self.proto.output.push(value_info(value, elem, dims));
+    }
+
+    /// A float32 initializer of shape `dims`, stored little-endian in `raw_data`.
+    pub fn init_f32(&mut self, hint: &str, dims: &[usize], data: &[f32]) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        let name = self.fresh(hint);
+        let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.proto.initializer.push(TensorProto {
+            name: name.clone(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: DataType::FLOAT as i32,
+            raw_data: raw,
+            ..Default::default()
+        });
+        name
+    }
+
+    /// An int64 initializer of shape `dims` (`&[]` for a scalar).
+    pub fn init_i64(&mut self, hint: &str, dims: &[usize], data: &[i64]) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        let name = self.fresh(hint);
+        let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.proto.initializer.push(TensorProto {
+            name: name.clone(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: DataType::INT64 as i32,
+            raw_data: raw,
+            ..Default::default()
+        });
+        name
+    }
+
+    /// A float32 scalar constant.
+    pub fn scalar(&mut self, hint: &str, v: f32) -> String {
+        self.init_f32(hint, &[], &[v])
+    }
+
+    /// A 1-D int64 constant (shapes, axes).
+    pub fn ints(&mut self, hint: &str, v: &[i64]) -> String {
+        self.init_i64(hint, &[v.len()], v)
+    }
+
+    /// Adds node `op` with one output named after `hint`; returns the output's name.
+    pub fn op(&mut self, op: &str, hint: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
+        let out = self.fresh(hint);
+        let attribute = attrs
+            .iter()
+            .map(|(name, a)| {
+                let mut p = AttributeProto {
+                    name: (*name).into(),
+                    ..Default::default()
+                };
+                match a {
+                    Attr::Int(i) => {
+                        p.type_ = AttributeType::INT.into();
+                        p.i = *i;
+                    }
+                    Attr::Ints(v) => {
+                        p.type_ = AttributeType::INTS.into();
+                        p.ints = v.clone();
+                    }
+                    Attr::Float(f) => {
+                        p.type_ = AttributeType::FLOAT.into();
+                        p.f = *f;
+                    }
+                }
+                p
+            })
+            .collect();
+        self.proto.node.push(NodeProto {
+            name: out.clone(),
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.clone()],
+            attribute,
+            ..Default::default()
+        });
+        out
+    }
+
+    /// Number of initializer elements (the exported parameter count, constants included).
+    pub fn initializer_elements(&self) -> usize {
+        self.proto
+            .initializer
+            .iter()
+            .map(|t| t.dims.iter().product::<i64>() as usize)
+            .sum()
+    }
+
+    /// The finished graph.
+    pub fn into_proto(self) -> GraphProto {
+        self.proto
+    }
+}

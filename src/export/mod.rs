@@ -1,0 +1,228 @@
+//! `lipo export`: writes a trained model as an ONNX [bundle](crate::bundle) for ONNX Runtime.
+//!
+//! The graph ([`molformer`]) is built from Rust with the `onnx-protobuf` message types
+//! ([`graph`]); weights become initializers, read from the model folder's
+//! `model.safetensors` without libtorch ([`Weights::from_safetensors`]) or, with the `train`
+//! feature, from a model in memory with its adapters merged ([`Weights::from_model`]).
+
+pub mod graph;
+pub mod molformer;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+use onnx_protobuf::{Message, ModelProto, OperatorSetIdProto, StringStringEntryProto};
+
+use crate::bundle::{self, keys};
+use crate::error::{Error, Result};
+use crate::model::{files, Config, ModelMeta, Task};
+use crate::tokenizer::SmilesTokenizer;
+pub use weights::{Tensor32, Weights};
+
+/// ONNX operator set of the exported graph (LayerNormalization needs 17).
+pub const OPSET: i64 = 17;
+/// ONNX IR version of the exported file.
+pub const IR_VERSION: i64 = 8;
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportSummary {
+    /// The bundle folder.
+    pub bundle: PathBuf,
+    /// Size of `model.onnx` in bytes.
+    pub onnx_bytes: usize,
+    /// Number of initializer elements (weights and constants).
+    pub initializer_elements: usize,
+    /// The exported task.
+    pub task: Task,
+}
+
+fn task_name(t: Task) -> &'static str {
+    match t {
+        Task::Regression => "regression",
+        Task::Classification => "classification",
+        Task::Encoder => "encoder",
+    }
+}
+
+/// The ONNX model (graph, opset, metadata) of a model with a sequence head.
+pub fn onnx_model(
+    config: &Config,
+    meta: &ModelMeta,
+    tokenizer: &SmilesTokenizer,
+    weights: &mut Weights,
+) -> Result<ModelProto> {
+    if tokenizer.vocab_size() != config.vocab_size {
+        return Err(Error::param(
+            "vocab_size",
+            format!(
+                "config says {} but the tokenizer has {}",
+                config.vocab_size,
+                tokenizer.vocab_size()
+            ),
+        ));
+    }
+    let graph = molformer::build(config, meta, weights)?;
+    let prop = |k: &str, v: String| StringStringEntryProto {
+        key: k.into(),
+        value: v,
+        ..Default::default()
+    };
+    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    Ok(ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+            ..Default::default()
+        }],
+        producer_name: "lipo".into(),
+        producer_version: crate::VERSION.into(),
+        doc_string: format!(
+            "MoLFormer ({} layers x {}) predicting {} from SMILES token ids",
+            config.num_hidden_layers,
+            config.hidden_size,
+            meta.label_name.as_deref().unwrap_or("the label")
+        ),
+        graph: Some(graph).into(),
+        metadata_props: vec![
+            prop(keys::LIPO_VERSION, crate::VERSION.into()),
+            prop(keys::VOCAB_HASH, tokenizer.vocab_hash().into()),
+            prop(keys::TASK, task_name(meta.task).into()),
+            prop(
+                keys::LABEL_NAME,
+                meta.label_name.clone().unwrap_or_default(),
+            ),
+            prop(keys::LABEL_MEAN, meta.label_mean.to_string()),
+            prop(keys::LABEL_SD, meta.label_sd.to_string()),
+            prop(keys::THRESHOLD, opt(meta.threshold)),
+            prop(keys::MAX_LENGTH, config.max_position_embeddings.to_string()),
+        ],
+        ..Default::default()
+    })
+}
+
+/// Exports `weights` of a model as the bundle folder `out` (replaced if it is a bundle
+/// already; any other existing path is refused).
+pub fn export(
+    config: &Config,
+    meta: &ModelMeta,
+    tokenizer: &SmilesTokenizer,
+    mut weights: Weights,
+    out: &Path,
+) -> Result<ExportSummary> {
+    if out.exists() && !bundle::is_bundle(out) {
+        return Err(Error::param(
+            "--out",
+            format!(
+                "{} exists and is not a lipo bundle; refusing to replace it",
+                out.display()
+            ),
+        ));
+    }
+    let model = onnx_model(config, meta, tokenizer, &mut weights)?;
+    weights.finish()?;
+    let initializer_elements = model
+        .graph
+        .initializer
+        .iter()
+        .map(|t| t.dims.iter().product::<i64>() as usize)
+        .sum();
+    let bytes = model
+        .write_to_bytes()
+        .map_err(|e| Error::model(out, format!("encoding the ONNX graph: {e}")))?;
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".lipo-export")
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))?;
+    crate::fsutil::write_atomic(&tmp.path().join(bundle::MODEL), &bytes)?;
+    tokenizer.save(&tmp.path().join(bundle::TOKENIZER))?;
+    crate::fsutil::write_json(&tmp.path().join(bundle::META), meta)?;
+    let tmp = tmp.keep();
+    crate::fsutil::replace_dir(&tmp, out)?;
+    Ok(ExportSummary {
+        bundle: out.to_path_buf(),
+        onnx_bytes: bytes.len(),
+        initializer_elements,
+        task: meta.task,
+    })
+}
+
+/// File that marks an adapter-only folder (see `lipo::peft::save_adapter`).
+const ADAPTER_INFO: &str = "adapter.json";
+
+/// Exports a model folder (`config.json`, `model.safetensors`, optional `tokenizer.json`
+/// and `lipo.json`) as the bundle `out`, reading the weights without libtorch. A folder whose
+/// model carries PEFT adapters (or an adapter-only folder) is loaded with tch and its adapters
+/// merged (`lipo::peft::merge`) first; that needs the `train` feature.
+pub fn export_model_dir(model_dir: &Path, out: &Path) -> Result<ExportSummary> {
+    let config_path = model_dir.join(files::CONFIG);
+    let weights_path = model_dir.join(files::WEIGHTS);
+    let meta_path = model_dir.join(files::META);
+    let adapter_only = !weights_path.is_file() && model_dir.join(ADAPTER_INFO).is_file();
+    let meta: Option<ModelMeta> = if meta_path.is_file() {
+        Some(crate::fsutil::read_json(&meta_path)?)
+    } else {
+        None
+    };
+    if adapter_only || meta.as_ref().is_some_and(|m| m.peft.is_some()) {
+        return export_with_adapters(model_dir, out);
+    }
+    for p in [&config_path, &weights_path] {
+        if !p.is_file() {
+            return Err(Error::model(
+                model_dir,
+                format!(
+                    "no {} (a model folder holds config.json and model.safetensors)",
+                    p.file_name().unwrap_or_default().to_string_lossy()
+                ),
+            ));
+        }
+    }
+    let config = Config::load(&config_path)?;
+    let tok_path = model_dir.join(files::TOKENIZER);
+    let tokenizer = if tok_path.is_file() {
+        SmilesTokenizer::load(&tok_path)?
+    } else {
+        SmilesTokenizer::molformer()
+    };
+    let meta = meta.unwrap_or_else(|| ModelMeta {
+        provenance: Some(format!("Hugging Face folder {}", model_dir.display())),
+        ..ModelMeta::default()
+    });
+    let weights = Weights::from_safetensors(&weights_path)?;
+    export(&config, &meta, &tokenizer, weights, out)
+}
+
+#[cfg(feature = "train")]
+fn export_with_adapters(model_dir: &Path, out: &Path) -> Result<ExportSummary> {
+    let mut model = crate::model::Model::load(model_dir, tch::Device::Cpu)?;
+    crate::peft::merge(&mut model)?;
+    export_model(&model, out)
+}
+
+#[cfg(not(feature = "train"))]
+fn export_with_adapters(model_dir: &Path, _out: &Path) -> Result<ExportSummary> {
+    Err(Error::model(
+        model_dir,
+        "carries PEFT adapters; merging them for export needs lipo built with the train feature",
+    ))
+}
+
+/// Exports a model in memory as the bundle `out`, with any adapters it carries folded into
+/// the base weights (see [`Weights::from_model`]); the bundle's `lipo.json` then records no
+/// adapters.
+#[cfg(feature = "train")]
+pub fn export_model(model: &crate::model::Model, out: &Path) -> Result<ExportSummary> {
+    let weights = Weights::from_model(model)?;
+    let meta = ModelMeta {
+        peft: None,
+        ..model.meta.clone()
+    };
+    export(&model.config, &meta, &model.tokenizer, weights, out)
+}

@@ -1,0 +1,377 @@
+//! MoLFormer's prediction graph in ONNX (opset 17), mirroring the tch forward pass of
+//! [`crate::model::molformer`] in eval mode (no dropout): embeddings, rotary positions
+//! computed in-graph from the sequence length, random-feature linear attention, post-LayerNorm
+//! blocks with exact (erf) gelu, masked mean pooling and the sequence head, then the label
+//! standardisation undone (regression) or a sigmoid (classification).
+
+use onnx_protobuf::tensor_proto::DataType;
+
+use super::graph::{Attr, Dim, Graph};
+use super::weights::Weights;
+use crate::bundle::io;
+use crate::error::{Error, Result};
+use crate::model::{Config, ModelMeta, Task};
+
+/// Graph-building state: the graph, the weights being consumed and shared constants.
+struct Builder<'a> {
+    g: Graph,
+    w: &'a mut Weights,
+    c: &'a Config,
+    one: String,
+    sqrt2: String,
+    half: String,
+    /// int64 `[hidden]`: the column each column of `rotate_half` reads (halves swapped per head).
+    swap: String,
+}
+
+impl Builder<'_> {
+    /// `x Wᵀ + b` for the Hugging Face linear layer `p` (`[out, in]` weight).
+    fn linear(&mut self, x: &str, p: &str, din: usize, dout: usize) -> Result<String> {
+        let w = self
+            .w
+            .take(&format!("{p}.weight"), &[dout, din])?
+            .transposed();
+        let b = self.w.take(&format!("{p}.bias"), &[dout])?;
+        let wn = self
+            .g
+            .init_f32(&format!("{p}.weight_t"), &[din, dout], &w.data);
+        let bn = self.g.init_f32(&format!("{p}.bias"), &[dout], &b.data);
+        let y = self.g.op("MatMul", &format!("{p}.mm"), &[x, &wn], &[]);
+        Ok(self.g.op("Add", p, &[&y, &bn], &[]))
+    }
+
+    fn layer_norm(&mut self, x: &str, p: &str) -> Result<String> {
+        let h = self.c.hidden_size;
+        let s = self.w.take(&format!("{p}.weight"), &[h])?;
+        let b = self.w.take(&format!("{p}.bias"), &[h])?;
+        let sn = self.g.init_f32(&format!("{p}.weight"), &[h], &s.data);
+        let bn = self.g.init_f32(&format!("{p}.bias"), &[h], &b.data);
+        Ok(self.g.op(
+            "LayerNormalization",
+            p,
+            &[x, &sn, &bn],
+            &[
+                ("axis", Attr::Int(-1)),
+                ("epsilon", Attr::Float(self.c.layer_norm_eps as f32)),
+            ],
+        ))
+    }
+
+    /// Exact gelu `x · ½ · (1 + erf(x / √2))` (the pattern ONNX Runtime fuses into Gelu).
+    fn gelu(&mut self, x: &str, p: &str) -> String {
+        let (one, sqrt2, half) = (self.one.clone(), self.sqrt2.clone(), self.half.clone());
+        let d = self.g.op("Div", &format!("{p}.div"), &[x, &sqrt2], &[]);
+        let e = self.g.op("Erf", &format!("{p}.erf"), &[&d], &[]);
+        let a = self.g.op("Add", &format!("{p}.add"), &[&e, &one], &[]);
+        let m = self.g.op("Mul", &format!("{p}.mul"), &[x, &a], &[]);
+        self.g.op("Mul", p, &[&m, &half], &[])
+    }
+
+    /// One encoder block `molformer.encoder.layer.{i}`.
+    fn block(&mut self, x: &str, i: usize, mask4: &str, cos: &str, sin: &str) -> Result<String> {
+        let c = self.c;
+        let (h, heads, d, m) = (
+            c.hidden_size,
+            c.num_attention_heads,
+            c.head_dim(),
+            c.num_random_features,
+        );
+        let p = format!("molformer.encoder.layer.{i}");
+        let a = format!("{p}.attention.self");
+        let split_shape = self
+            .g
+            .ints(&format!("{a}.heads_shape"), &[0, 0, heads as i64, d as i64]);
+        let perm = Attr::Ints(vec![0, 2, 1, 3]);
+        // Queries and keys with rotary on [b, t, hidden]: y·cos + rotate_half(y)·sin, where
+        // rotate_half([a, b]) = [-b, a] per head is a column gather (halves swapped) and the
+        // sign is folded into `sin` (exact).
+        let mut rotated = Vec::new();
+        for which in ["query", "key"] {
+            let lp = format!("{a}.{which}");
+            let y = self.linear(x, &lp, h, h)?;
+            let swapped = self.g.op(
+                "Gather",
+                &format!("{lp}.swap"),
+                &[&y, &self.swap],
+                &[("axis", Attr::Int(2))],
+            );
+            let yc = self.g.op("Mul", &format!("{lp}.cos"), &[&y, cos], &[]);
+            let ys = self
+                .g
+                .op("Mul", &format!("{lp}.sin"), &[&swapped, sin], &[]);
+            let r = self.g.op("Add", &format!("{lp}.rope"), &[&yc, &ys], &[]);
+            let r = self
+                .g
+                .op("Reshape", &format!("{lp}.heads"), &[&r, &split_shape], &[]);
+            rotated.push(self.g.op(
+                "Transpose",
+                &format!("{lp}.bhtd"),
+                &[&r],
+                &[("perm", perm.clone())],
+            ));
+        }
+        let v = self.linear(x, &format!("{a}.value"), h, h)?;
+        let v = self.g.op(
+            "Reshape",
+            &format!("{a}.value.heads"),
+            &[&v, &split_shape],
+            &[],
+        );
+        let v = self.g.op(
+            "Transpose",
+            &format!("{a}.value.bhtd"),
+            &[&v],
+            &[("perm", perm.clone())],
+        );
+        // Random-feature map φ(y) = relu(y W), W [d, m].
+        let fm = self.w.take(&format!("{a}.feature_map.weight"), &[d, m])?;
+        let fmn = self
+            .g
+            .init_f32(&format!("{a}.feature_map.weight"), &[d, m], &fm.data);
+        let fq = self
+            .g
+            .op("MatMul", &format!("{a}.fq.mm"), &[&rotated[0], &fmn], &[]);
+        let fq = self.g.op("Relu", &format!("{a}.fq"), &[&fq], &[]);
+        let fk = self
+            .g
+            .op("MatMul", &format!("{a}.fk.mm"), &[&rotated[1], &fmn], &[]);
+        let fk = self.g.op("Relu", &format!("{a}.fk.relu"), &[&fk], &[]);
+        let fk = self.g.op("Mul", &format!("{a}.fk"), &[&fk, mask4], &[]);
+        // Linear attention: KV = φ(K)ᵀ V, n = max(φ(Q)·Σφ(K), eps), ctx = φ(Q) KV / n.
+        let fkt = self.g.op(
+            "Transpose",
+            &format!("{a}.fk_t"),
+            &[&fk],
+            &[("perm", Attr::Ints(vec![0, 1, 3, 2]))],
+        );
+        let kv = self.g.op("MatMul", &format!("{a}.kv"), &[&fkt, &v], &[]);
+        let ax_seq = self.g.ints(&format!("{a}.axis_seq"), &[2]);
+        let ksum = self.g.op(
+            "ReduceSum",
+            &format!("{a}.ksum"),
+            &[&fk, &ax_seq],
+            &[("keepdims", Attr::Int(1))],
+        );
+        let qk = self.g.op("Mul", &format!("{a}.qk"), &[&fq, &ksum], &[]);
+        let ax_last = self.g.ints(&format!("{a}.axis_last"), &[-1]);
+        let n = self.g.op(
+            "ReduceSum",
+            &format!("{a}.norm_raw"),
+            &[&qk, &ax_last],
+            &[("keepdims", Attr::Int(1))],
+        );
+        let eps = self
+            .g
+            .scalar(&format!("{a}.eps"), c.linear_attention_eps as f32);
+        let n = self.g.op("Max", &format!("{a}.norm"), &[&n, &eps], &[]);
+        let ctx = self
+            .g
+            .op("MatMul", &format!("{a}.ctx_raw"), &[&fq, &kv], &[]);
+        let ctx = self.g.op("Div", &format!("{a}.ctx_bhtd"), &[&ctx, &n], &[]);
+        let ctx = self.g.op(
+            "Transpose",
+            &format!("{a}.ctx_bthd"),
+            &[&ctx],
+            &[("perm", perm)],
+        );
+        let merge = self.g.ints(&format!("{a}.merge_shape"), &[0, 0, h as i64]);
+        let ctx = self
+            .g
+            .op("Reshape", &format!("{a}.ctx"), &[&ctx, &merge], &[]);
+        // Output projection, residual, post-LayerNorm; then the feed-forward.
+        let ao = self.linear(&ctx, &format!("{p}.attention.output.dense"), h, h)?;
+        let ao = self
+            .g
+            .op("Add", &format!("{p}.attention.residual"), &[&ao, x], &[]);
+        let ao = self.layer_norm(&ao, &format!("{p}.attention.output.LayerNorm"))?;
+        let f = self.linear(
+            &ao,
+            &format!("{p}.intermediate.dense"),
+            h,
+            c.intermediate_size,
+        )?;
+        let f = self.gelu(&f, &format!("{p}.intermediate.gelu"));
+        let f = self.linear(&f, &format!("{p}.output.dense"), c.intermediate_size, h)?;
+        let f = self
+            .g
+            .op("Add", &format!("{p}.output.residual"), &[&f, &ao], &[]);
+        self.layer_norm(&f, &format!("{p}.output.LayerNorm"))
+    }
+}
+
+/// Builds the prediction graph of a model with a sequence head, consuming the tensors it uses
+/// from `weights`.
+pub fn build(
+    config: &Config,
+    meta: &ModelMeta,
+    weights: &mut Weights,
+) -> Result<onnx_protobuf::GraphProto> {
+    config.validate()?;
+    let num_labels = weights
+        .shape("classifier.out_proj.weight")
+        .map(|s| s[0])
+        .ok_or_else(|| {
+            Error::param(
+                "--model",
+                "has no sequence head (it is an encoder; fine-tune it first)",
+            )
+        })?;
+    if meta.task == Task::Encoder {
+        return Err(Error::param(
+            "--model",
+            "lipo.json says task \"encoder\": there is no prediction to export",
+        ));
+    }
+    let (h, d) = (config.hidden_size, config.head_dim());
+    let mut g = Graph::new("lipo_molformer");
+    let ids = g.input(
+        io::INPUT_IDS,
+        DataType::INT64,
+        &[Dim::Dynamic("batch"), Dim::Dynamic("sequence")],
+    );
+    let mask = g.input(
+        io::ATTENTION_MASK,
+        DataType::INT64,
+        &[Dim::Dynamic("batch"), Dim::Dynamic("sequence")],
+    );
+    let one = g.scalar("one", 1.0);
+    let sqrt2 = g.scalar("sqrt2", std::f32::consts::SQRT_2);
+    let half = g.scalar("half", 0.5);
+    let swap_idx: Vec<i64> = (0..h)
+        .map(|o| {
+            let (head, c) = (o / d, o % d);
+            (head * d + (c + d / 2) % d) as i64
+        })
+        .collect();
+    let swap = g.init_i64("rotary_swap", &[h], &swap_idx);
+    let mut b = Builder {
+        g,
+        w: weights,
+        c: config,
+        one,
+        sqrt2,
+        half,
+        swap,
+    };
+    let g = &mut b.g;
+    let maskf = g.op(
+        "Cast",
+        "mask_f",
+        &[&mask],
+        &[("to", Attr::Int(DataType::FLOAT as i64))],
+    );
+    let mask_axes = g.ints("mask4_axes", &[1, 3]);
+    let mask4 = g.op("Unsqueeze", "mask_b1t1", &[&maskf, &mask_axes], &[]);
+    // Rotary angles [t, hidden]: positions 0..t times inv_freq, repeated for each head.
+    let shape = g.op("Shape", "ids_shape", &[&ids], &[]);
+    let one_i = g.init_i64("index_one", &[], &[1]);
+    let zero_i = g.init_i64("index_zero", &[], &[0]);
+    let t = g.op(
+        "Gather",
+        "seq_len",
+        &[&shape, &one_i],
+        &[("axis", Attr::Int(0))],
+    );
+    let pos = g.op("Range", "positions_i", &[&zero_i, &t, &one_i], &[]);
+    let pos = g.op(
+        "Cast",
+        "positions",
+        &[&pos],
+        &[("to", Attr::Int(DataType::FLOAT as i64))],
+    );
+    let col_axes = g.ints("col_axes", &[1]);
+    let pos = g.op("Unsqueeze", "positions_col", &[&pos, &col_axes], &[]);
+    let ln = -(10000f64.ln()) as f32;
+    let inv: Vec<f32> = (0..d / 2)
+        .map(|k| ((2 * k) as f32 / d as f32 * ln).exp())
+        .collect();
+    let row: Vec<f32> = (0..h)
+        .map(|o| {
+            let c = o % d;
+            inv[c % (d / 2)]
+        })
+        .collect();
+    let inv_n = g.init_f32("rotary_inv_freq", &[1, h], &row);
+    let ang = g.op("Mul", "rotary_angles", &[&pos, &inv_n], &[]);
+    let cos = g.op("Cos", "rotary_cos", &[&ang], &[]);
+    let sin = g.op("Sin", "rotary_sin", &[&ang], &[]);
+    let sign: Vec<f32> = (0..h)
+        .map(|o| if o % d < d / 2 { -1.0 } else { 1.0 })
+        .collect();
+    let sign = g.init_f32("rotary_sign", &[1, h], &sign);
+    let sin = g.op("Mul", "rotary_sin_signed", &[&sin, &sign], &[]);
+    // Embeddings and blocks.
+    let emb = b.w.take(
+        "molformer.embeddings.word_embeddings.weight",
+        &[config.vocab_size, h],
+    )?;
+    let embn = b.g.init_f32(
+        "molformer.embeddings.word_embeddings.weight",
+        &[config.vocab_size, h],
+        &emb.data,
+    );
+    let mut x = b.g.op(
+        "Gather",
+        "embeddings",
+        &[&embn, &ids],
+        &[("axis", Attr::Int(0))],
+    );
+    for i in 0..config.num_hidden_layers {
+        x = b.block(&x, i, &mask4, &cos, &sin)?;
+    }
+    let x = b.layer_norm(&x, "molformer.LayerNorm")?;
+    // Masked mean pooling.
+    let g = &mut b.g;
+    let m_axes = g.ints("mask3_axes", &[2]);
+    let m3 = g.op("Unsqueeze", "mask_bt1", &[&maskf, &m_axes], &[]);
+    let xm = g.op("Mul", "masked_hidden", &[&x, &m3], &[]);
+    let seq_axis = g.ints("seq_axis", &[1]);
+    let keep0 = ("keepdims", Attr::Int(0));
+    let s = g.op(
+        "ReduceSum",
+        "hidden_sum",
+        &[&xm, &seq_axis],
+        std::slice::from_ref(&keep0),
+    );
+    let n = g.op("ReduceSum", "token_count", &[&m3, &seq_axis], &[keep0]);
+    let tiny = g.scalar("count_floor", 1e-9);
+    let n = g.op("Max", "token_count_floored", &[&n, &tiny], &[]);
+    let pooled = g.op("Div", "pooled", &[&s, &n], &[]);
+    // Sequence head.
+    let h1 = b.linear(&pooled, "classifier.dense", h, h)?;
+    let h1 = b.gelu(&h1, "classifier.gelu1");
+    let skip = config.classifier_skip_connection;
+    let r = if skip {
+        b.g.op("Add", "classifier.skip1", &[&h1, &pooled], &[])
+    } else {
+        h1
+    };
+    let h2 = b.linear(&r, "classifier.dense2", h, h)?;
+    let h2 = b.gelu(&h2, "classifier.gelu2");
+    let h2 = if skip {
+        b.g.op("Add", "classifier.skip2", &[&h2, &r], &[])
+    } else {
+        h2
+    };
+    let z = b.linear(&h2, "classifier.out_proj", h, num_labels)?;
+    let g = &mut b.g;
+    let zero_i = g.init_i64("output_column", &[], &[0]);
+    let z = g.op(
+        "Gather",
+        "raw_output",
+        &[&z, &zero_i],
+        &[("axis", Attr::Int(1))],
+    );
+    let out = match meta.task {
+        Task::Classification => g.op("Sigmoid", io::PREDICTION, &[&z], &[]),
+        _ => {
+            let sd = g.scalar("label_sd", meta.label_sd as f32);
+            let mean = g.scalar("label_mean", meta.label_mean as f32);
+            let y = g.op("Mul", "prediction_scaled", &[&z, &sd], &[]);
+            g.op("Add", io::PREDICTION, &[&y, &mean], &[])
+        }
+    };
+    debug_assert_eq!(out, io::PREDICTION);
+    g.output(&out, DataType::FLOAT, &[Dim::Dynamic("batch")]);
+    Ok(b.g.into_proto())
+}

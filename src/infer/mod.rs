@@ -1,0 +1,321 @@
+//! Inference on exported [bundles](crate::bundle) with ONNX Runtime (`ort`), without libtorch.
+//!
+//! A [`Predictor`] owns a small pool of ONNX Runtime sessions over one bundle. It is
+//! `Send + Sync`: any number of threads may call [`Predictor::predict`] at once; each call
+//! takes a free session from the pool (or waits for one), so up to
+//! [`PredictorOptions::sessions`] runs proceed in parallel, each using
+//! [`PredictorOptions::threads`] intra-op threads. Molecules are batched by similar length so
+//! that short molecules are not padded to long ones, and a SMILES that cannot be tokenized
+//! gets its own error without failing the rest of the batch.
+
+pub mod runtime;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::bundle::{self, io, keys};
+use crate::error::{Error, Result};
+use crate::model::Task;
+use crate::tokenizer::{pad_batch, PaddedBatch, SmilesTokenizer};
+
+/// How a [`Predictor`] runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictorOptions {
+    /// Intra-op threads of each session (0: ONNX Runtime's default, one per core).
+    pub threads: usize,
+    /// Sessions in the pool: how many runs may proceed at once (each holds its own copy of
+    /// the weights).
+    pub sessions: usize,
+    /// Molecules per run.
+    pub batch_size: usize,
+    /// The ONNX Runtime library to use when `ORT_DYLIB_PATH` is not set (see [`runtime`]).
+    pub library: Option<PathBuf>,
+}
+
+impl Default for PredictorOptions {
+    fn default() -> Self {
+        PredictorOptions {
+            threads: 0,
+            sessions: 1,
+            batch_size: 64,
+            library: None,
+        }
+    }
+}
+
+/// What a bundle's graph says about itself (its metadata).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BundleInfo {
+    /// lipo version that exported it.
+    pub lipo_version: String,
+    /// Vocabulary hash of the tokenizer it expects.
+    pub vocab_hash: String,
+    /// Regression (label units) or classification (probability).
+    pub task: Task,
+    /// Header of the label column, if known.
+    pub label_name: Option<String>,
+    /// Training label mean (applied inside the graph).
+    pub label_mean: f64,
+    /// Training label sd (applied inside the graph).
+    pub label_sd: f64,
+    /// Classification threshold in label units, if any.
+    pub threshold: Option<f64>,
+    /// Length covered by the reference rotary tables (longer inputs work too).
+    pub max_length: usize,
+}
+
+/// Predictions from an exported bundle through ONNX Runtime; see the [module](self) docs for
+/// threading.
+pub struct Predictor {
+    sessions: Vec<Mutex<Session>>,
+    next: AtomicUsize,
+    tokenizer: SmilesTokenizer,
+    info: BundleInfo,
+    batch_size: usize,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Predictor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Predictor")
+            .field("path", &self.path)
+            .field("sessions", &self.sessions.len())
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+fn ort_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::OnnxRuntime(format!("{}: {what}: {e}", path.display()))
+}
+
+/// Indices of `seqs` grouped into batches of similar length, longest first.
+fn length_sorted_batches<S: AsRef<[u32]>>(seqs: &[S], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..seqs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].as_ref().len()));
+    order
+        .chunks(batch_size.max(1))
+        .map(|c| c.to_vec())
+        .collect()
+}
+
+fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
+    let md = session
+        .metadata()
+        .map_err(|e| ort_err(path, "reading metadata", e))?;
+    let get = |k: &str| md.custom(k).unwrap_or_default();
+    let need = |k: &str| {
+        md.custom(k).ok_or_else(|| {
+            Error::model(
+                path,
+                format!("the graph has no {k:?} metadata (was it exported by lipo?)"),
+            )
+        })
+    };
+    let num = |k: &str, v: String| {
+        v.parse::<f64>()
+            .map_err(|_| Error::model(path, format!("metadata {k:?} = {v:?} is not a number")))
+    };
+    let task = match need(keys::TASK)?.as_str() {
+        "regression" => Task::Regression,
+        "classification" => Task::Classification,
+        other => {
+            return Err(Error::model(
+                path,
+                format!("metadata task {other:?} is not regression or classification"),
+            ))
+        }
+    };
+    let threshold = match get(keys::THRESHOLD) {
+        t if t.is_empty() => None,
+        t => Some(num(keys::THRESHOLD, t)?),
+    };
+    Ok(BundleInfo {
+        lipo_version: get(keys::LIPO_VERSION),
+        vocab_hash: need(keys::VOCAB_HASH)?,
+        task,
+        label_name: Some(get(keys::LABEL_NAME)).filter(|s| !s.is_empty()),
+        label_mean: num(keys::LABEL_MEAN, need(keys::LABEL_MEAN)?)?,
+        label_sd: num(keys::LABEL_SD, need(keys::LABEL_SD)?)?,
+        threshold,
+        max_length: num(keys::MAX_LENGTH, get(keys::MAX_LENGTH))
+            .map(|v| v as usize)
+            .unwrap_or(0),
+    })
+}
+
+impl Predictor {
+    /// Opens the bundle at `path` (its folder or its `model.onnx`).
+    pub fn open(path: &Path, options: &PredictorOptions) -> Result<Predictor> {
+        let dir = bundle::resolve(path)?;
+        let onnx = dir.join(bundle::MODEL);
+        let tokenizer = SmilesTokenizer::load(&dir.join(bundle::TOKENIZER))?;
+        let env = runtime::environment(options.library.as_deref())?;
+        let bytes = std::fs::read(&onnx).map_err(|e| Error::io(&onnx, e))?;
+        let mut builder = Session::builder(&env)
+            .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))
+            .and_then(|b| Ok(b.with_intra_threads(options.threads)?))
+            .and_then(|b| Ok(b.with_inter_threads(1)?))
+            .map_err(|e| ort_err(&onnx, "configuring the session", e))?;
+        let mut sessions = Vec::new();
+        for _ in 0..options.sessions.max(1) {
+            let s = builder
+                .commit_from_memory(&bytes)
+                .map_err(|e| ort_err(&onnx, "loading the graph", e))?;
+            sessions.push(Mutex::new(s));
+        }
+        let info = {
+            let s = sessions[0].lock().unwrap_or_else(|e| e.into_inner());
+            read_info(&s, &onnx)?
+        };
+        if info.vocab_hash != tokenizer.vocab_hash() {
+            return Err(Error::model(
+                &dir,
+                format!(
+                    "{} does not match the graph's vocabulary (hash {} vs {})",
+                    bundle::TOKENIZER,
+                    tokenizer.vocab_hash(),
+                    info.vocab_hash
+                ),
+            ));
+        }
+        Ok(Predictor {
+            sessions,
+            next: AtomicUsize::new(0),
+            tokenizer,
+            info,
+            batch_size: options.batch_size.max(1),
+            path: dir,
+        })
+    }
+
+    /// The bundle's metadata.
+    pub fn info(&self) -> &BundleInfo {
+        &self.info
+    }
+
+    /// The bundle's tokenizer.
+    pub fn tokenizer(&self) -> &SmilesTokenizer {
+        &self.tokenizer
+    }
+
+    /// The bundle folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Molecules per run.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// A free session, or the next one in turn when all are busy.
+    fn session(&self) -> MutexGuard<'_, Session> {
+        let n = self.sessions.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for k in 0..n {
+            if let Ok(s) = self.sessions[(start + k) % n].try_lock() {
+                return s;
+            }
+        }
+        self.sessions[start % n]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one padded batch; returns one prediction per row.
+    pub fn run_batch(&self, batch: &PaddedBatch) -> Result<Vec<f32>> {
+        if batch.batch == 0 {
+            return Ok(Vec::new());
+        }
+        let shape = [batch.batch, batch.len];
+        let e = |what: &str, err: ort::Error| ort_err(&self.path, what, err);
+        let ids = TensorRef::from_array_view((shape, batch.ids.as_slice()))
+            .map_err(|x| e("input_ids", x))?;
+        let mask = TensorRef::from_array_view((shape, batch.mask.as_slice()))
+            .map_err(|x| e("attention_mask", x))?;
+        let mut session = self.session();
+        let outputs = session
+            .run(ort::inputs![io::INPUT_IDS => ids, io::ATTENTION_MASK => mask])
+            .map_err(|x| e("running the graph", x))?;
+        let (_, y) = outputs[io::PREDICTION]
+            .try_extract_tensor::<f32>()
+            .map_err(|x| e("reading the prediction", x))?;
+        if y.len() != batch.batch {
+            return Err(Error::OnnxRuntime(format!(
+                "{}: the graph returned {} predictions for {} molecules",
+                self.path.display(),
+                y.len(),
+                batch.batch
+            )));
+        }
+        Ok(y.to_vec())
+    }
+
+    /// Predictions for encoded molecules (token ids with `<bos>`/`<eos>`), in input order,
+    /// run in length-sorted batches.
+    pub fn predict_encoded<S: AsRef<[u32]>>(&self, seqs: &[S]) -> Result<Vec<f64>> {
+        self.predict_encoded_batched(seqs, self.batch_size)
+    }
+
+    /// [`Predictor::predict_encoded`] with `batch_size` molecules per run.
+    pub fn predict_encoded_batched<S: AsRef<[u32]>>(
+        &self,
+        seqs: &[S],
+        batch_size: usize,
+    ) -> Result<Vec<f64>> {
+        let mut out = vec![0.0; seqs.len()];
+        for idx in length_sorted_batches(seqs, batch_size) {
+            let rows: Vec<&[u32]> = idx.iter().map(|&i| seqs[i].as_ref()).collect();
+            let y = self.run_batch(&pad_batch(&rows))?;
+            for (r, &i) in idx.iter().enumerate() {
+                out[i] = y[r] as f64;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Predictions for SMILES, in input order: label units (regression) or probabilities
+    /// (classification). A SMILES that cannot be tokenized gets its own
+    /// [`Error::InvalidSmiles`]; the outer error is for ONNX Runtime failures.
+    pub fn predict<S: AsRef<str>>(&self, smiles: &[S]) -> Result<Vec<Result<f64>>> {
+        let encoded: Vec<Result<Vec<u32>>> = smiles
+            .iter()
+            .map(|s| self.tokenizer.encode(s.as_ref()))
+            .collect();
+        let ok: Vec<&[u32]> = encoded
+            .iter()
+            .filter_map(|e| e.as_ref().ok().map(|v| v.as_slice()))
+            .collect();
+        let mut preds = self.predict_encoded(&ok)?.into_iter();
+        Ok(encoded
+            .into_iter()
+            .map(|e| e.map(|_| preds.next().unwrap_or(f64::NAN)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predictor_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Predictor>();
+    }
+
+    #[test]
+    fn batches_group_similar_lengths() {
+        let seqs = vec![vec![0u32; 3], vec![0; 9], vec![0; 4], vec![0; 8]];
+        assert_eq!(
+            length_sorted_batches(&seqs, 2),
+            vec![vec![1, 3], vec![2, 0]]
+        );
+    }
+}

@@ -1,0 +1,624 @@
+//! The study's Task 3 comparison: full fine-tuning against BitFit, LoRA and IA3 on the same
+//! split and seeds, each method with its Table 3 preset, summarised as mean ± sd of the test
+//! metrics with trainable parameters, wall time and memory, plus the W&B figures 5–9
+//! (eval steps/s, eval loss, eval runtime, gradient norm, train loss) with methods overlaid.
+//!
+//! Runs live in `OUT/<method>/seed-<s>/` (ordinary fine-tuning run folders), so a repeated
+//! comparison reuses finished runs and resumes interrupted ones.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tch::Device;
+
+use super::{parameter_counts, LoraConfig, ParameterCounts, PeftConfig};
+use crate::data::TableOptions;
+use crate::error::{Error, Result};
+use crate::experiments::summary::Spread;
+use crate::model::{Config, Model, ModelMeta, ModelParts, Task};
+use crate::plot::Series;
+use crate::tokenizer::SmilesTokenizer;
+use crate::train::{Binarize, FinetuneConfig, FinetuneReport, FinetuneRun, InitFrom};
+use crate::trainlog::{read_log, LogRecord};
+
+/// Files the comparison writes into its folder.
+pub mod files {
+    /// The table as markdown.
+    pub const TABLE_MD: &str = "comparison.md";
+    /// Everything as JSON.
+    pub const TABLE_JSON: &str = "comparison.json";
+    /// Figures 5–9, one measure per file.
+    pub const FIGURES: [&str; 5] = [
+        "eval_steps_per_second.png",
+        "eval_loss.png",
+        "eval_runtime.png",
+        "grad_norm.png",
+        "train_loss.png",
+    ];
+}
+
+/// What to compare.
+#[derive(Debug, Clone)]
+pub struct CompareConfig {
+    /// Labelled table.
+    pub data: PathBuf,
+    /// How to read it.
+    pub table: TableOptions,
+    /// Starting weights shared by every method.
+    pub init: InitFrom,
+    /// Seeds (split, batch order, dropout, new weights).
+    pub seeds: Vec<u64>,
+    /// Regression or classification.
+    pub task: Task,
+    /// Classification: how labels become classes.
+    pub binarize: Option<Binarize>,
+    /// Settings of the full fine-tune (its epochs and learning rate too).
+    pub full: FinetuneConfig,
+    /// LoRA settings (r, alpha, dropout, targets).
+    pub lora: LoraConfig,
+    /// Epochs of every method instead of the presets.
+    pub epochs: Option<usize>,
+    /// A tenth of each method's epochs (at least one): a smoke test, not a result.
+    pub quick: bool,
+}
+
+/// One method of the comparison with its resolved settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Method {
+    /// `full`, `bitfit`, `lora` or `ia3`.
+    pub name: String,
+    /// The PEFT method (absent for full fine-tuning).
+    pub peft: Option<PeftConfig>,
+    /// Epochs.
+    pub epochs: usize,
+    /// Learning rate.
+    pub lr: f64,
+}
+
+impl CompareConfig {
+    /// Full fine-tuning, BitFit, LoRA and IA3 with their epochs and learning rates.
+    pub fn methods(&self) -> Vec<Method> {
+        let mut out = vec![Method {
+            name: "full".into(),
+            peft: None,
+            epochs: self.full.epochs,
+            lr: self.full.lr,
+        }];
+        for p in [
+            PeftConfig::BitFit,
+            PeftConfig::Lora(self.lora.clone()),
+            PeftConfig::Ia3(Default::default()),
+        ] {
+            let preset = p.preset();
+            out.push(Method {
+                name: p.name().into(),
+                peft: Some(p),
+                epochs: preset.epochs,
+                lr: preset.lr,
+            });
+        }
+        for m in &mut out {
+            if let Some(e) = self.epochs {
+                m.epochs = e;
+            }
+            if self.quick {
+                m.epochs = m.epochs.div_ceil(10).max(1);
+            }
+        }
+        out
+    }
+
+    /// The fine-tuning run of `method` with `seed`.
+    pub fn run_of(&self, method: &Method, seed: u64) -> FinetuneRun {
+        FinetuneRun {
+            data: self.data.clone(),
+            table: self.table.clone(),
+            init: self.init.clone(),
+            train: FinetuneConfig {
+                epochs: method.epochs,
+                lr: method.lr,
+                seed,
+                task: self.task,
+                binarize: self.binarize,
+                peft: method.peft.clone(),
+                ..self.full.clone()
+            },
+        }
+    }
+}
+
+/// Runs one fine-tuning run into a folder (in this process, or in a child process so that
+/// its memory is measured alone).
+pub trait Runner {
+    /// Runs (or reuses) `run` in `out`.
+    fn run(&mut self, run: &FinetuneRun, out: &Path) -> Result<FinetuneReport>;
+}
+
+impl<F: FnMut(&FinetuneRun, &Path) -> Result<FinetuneReport>> Runner for F {
+    fn run(&mut self, run: &FinetuneRun, out: &Path) -> Result<FinetuneReport> {
+        self(run, out)
+    }
+}
+
+/// One row of the comparison table: a method summarised over seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodRow {
+    /// The method and its settings.
+    pub method: Method,
+    /// Parameters by role (the first seed's run).
+    pub parameters: Option<ParameterCounts>,
+    /// Trainable parameter elements.
+    pub trainable: usize,
+    /// Test metrics by name (`rmse`, `r2`, … or `accuracy`, `f1`, `roc_auc`).
+    pub test: Vec<(String, Spread)>,
+    /// Wall time of a run, seconds.
+    pub wall_seconds: Spread,
+    /// Training throughput, molecules/s.
+    pub train_mols_per_s: Spread,
+    /// Peak resident memory minus resident memory at the start of the run, MB.
+    pub peak_rss_growth_mb: Spread,
+    /// Parameters + gradients + Adam moments of the trainable part, MB (computed).
+    pub state_mb: f64,
+    /// Best validation epoch of each seed.
+    pub best_epochs: Vec<usize>,
+    /// Run folders.
+    pub runs: Vec<PathBuf>,
+}
+
+/// The comparison's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// Regression or classification.
+    pub task: Task,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// The table's rows.
+    pub rows: Vec<MethodRow>,
+    /// The floor on test (mean predictor / class-share predictor), over seeds.
+    pub floor: Vec<(String, Spread)>,
+    /// Sentences on whether each PEFT row differs from full fine-tuning beyond the spread.
+    pub differences: Vec<String>,
+    /// Whether the runs were a `--quick` smoke test.
+    pub quick: bool,
+}
+
+const MB: f64 = 1024.0 * 1024.0;
+
+fn metric_columns(task: Task) -> &'static [&'static str] {
+    match task {
+        Task::Classification => &["accuracy", "f1", "roc_auc"],
+        _ => &["rmse", "mse", "mae", "r2", "pearson"],
+    }
+}
+
+fn metrics_of(r: &FinetuneReport, floor: bool) -> Result<Vec<(String, f64)>> {
+    Ok(match r.task {
+        Task::Classification => {
+            let c = r.classification.as_ref().ok_or_else(|| {
+                Error::param(
+                    "compare",
+                    "a classification run lacks its classification metrics",
+                )
+            })?;
+            let m = if floor { &c.test_majority } else { &c.test };
+            vec![
+                ("accuracy".into(), m.accuracy),
+                ("f1".into(), m.f1),
+                ("roc_auc".into(), m.roc_auc),
+            ]
+        }
+        _ => {
+            let m = if floor {
+                &r.test_mean_predictor
+            } else {
+                &r.test
+            };
+            vec![
+                ("rmse".into(), m.rmse),
+                ("mse".into(), m.mse),
+                ("mae".into(), m.mae),
+                ("r2".into(), m.r2),
+                ("pearson".into(), m.pearson),
+            ]
+        }
+    })
+}
+
+fn spreads(reports: &[FinetuneReport], floor: bool) -> Result<Vec<(String, Spread)>> {
+    let per_run: Vec<Vec<(String, f64)>> = reports
+        .iter()
+        .map(|r| metrics_of(r, floor))
+        .collect::<Result<_>>()?;
+    let names: Vec<String> = per_run[0].iter().map(|(n, _)| n.clone()).collect();
+    Ok(names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let v: Vec<f64> = per_run.iter().map(|m| m[i].1).collect();
+            (n.clone(), Spread::of(&v))
+        })
+        .collect())
+}
+
+/// Runs every method on every seed through `runner` into `out` and writes the table, the JSON
+/// and figures 5–9.
+pub fn compare(cfg: &CompareConfig, out: &Path, runner: &mut dyn Runner) -> Result<Comparison> {
+    if cfg.seeds.is_empty() {
+        return Err(Error::param("--seeds", "names no seed"));
+    }
+    if cfg.task == Task::Encoder {
+        return Err(Error::param("--task", "regression or classification"));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut rows = Vec::new();
+    let mut floor_reports = Vec::new();
+    for method in cfg.methods() {
+        let mut reports = Vec::new();
+        let mut dirs = Vec::new();
+        for &seed in &cfg.seeds {
+            let dir = out.join(&method.name).join(format!("seed-{seed}"));
+            let r = runner.run(&cfg.run_of(&method, seed), &dir)?;
+            reports.push(r);
+            dirs.push(dir);
+        }
+        if floor_reports.is_empty() {
+            floor_reports = reports.clone();
+        }
+        let growth: Vec<f64> = reports
+            .iter()
+            .map(|r| {
+                r.memory
+                    .and_then(|m| Some((m.peak_rss_bytes? as f64 - m.start_rss_bytes? as f64) / MB))
+                    .unwrap_or(f64::NAN)
+            })
+            .collect();
+        rows.push(MethodRow {
+            parameters: reports[0].parameter_counts,
+            trainable: reports[0].trainable_parameters,
+            test: spreads(&reports, false)?,
+            wall_seconds: Spread::of(&reports.iter().map(|r| r.wall_seconds).collect::<Vec<_>>()),
+            train_mols_per_s: Spread::of(
+                &reports
+                    .iter()
+                    .map(|r| r.train_mols_per_s)
+                    .collect::<Vec<_>>(),
+            ),
+            peak_rss_growth_mb: Spread::of(&growth),
+            state_mb: reports[0]
+                .memory
+                .map(|m| m.state_bytes as f64 / MB)
+                .unwrap_or(f64::NAN),
+            best_epochs: reports.iter().map(|r| r.best_epoch).collect(),
+            runs: dirs,
+            method,
+        });
+    }
+    let floor = spreads(&floor_reports, true)?;
+    let differences = differences(cfg.task, &rows);
+    let cmp = Comparison {
+        task: cfg.task,
+        seeds: cfg.seeds.clone(),
+        rows,
+        floor,
+        differences,
+        quick: cfg.quick,
+    };
+    crate::fsutil::write_json(&out.join(files::TABLE_JSON), &cmp)?;
+    crate::fsutil::write_atomic(&out.join(files::TABLE_MD), markdown(&cmp).as_bytes())?;
+    figures(&cmp, out)?;
+    Ok(cmp)
+}
+
+fn differences(task: Task, rows: &[MethodRow]) -> Vec<String> {
+    let key = metric_columns(task)[match task {
+        Task::Classification => 2,
+        _ => 0,
+    }];
+    let get = |r: &MethodRow| r.test.iter().find(|(n, _)| n == key).map(|(_, s)| *s);
+    let Some(full) = rows.first().and_then(get) else {
+        return vec![];
+    };
+    rows.iter()
+        .skip(1)
+        .filter_map(|r| {
+            let s = get(r)?;
+            let verdict = if s.n < 2 {
+                "cannot be judged from one seed".to_string()
+            } else if s.clearly_differs(&full) {
+                "differs by more than the two spreads".to_string()
+            } else {
+                "is within the spread".to_string()
+            };
+            Some(format!(
+                "{} vs full: test {key} {} vs {} {verdict}",
+                r.method.name,
+                s.fmt(4),
+                full.fmt(4)
+            ))
+        })
+        .collect()
+}
+
+fn human(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The comparison as a markdown table with the floor and the spread verdicts.
+pub fn markdown(c: &Comparison) -> String {
+    let cols = metric_columns(c.task);
+    let mut s = String::new();
+    s.push_str(&format!(
+        "Test metrics, mean ± sample sd over seeds {:?}{}.\n\n",
+        c.seeds,
+        if c.quick {
+            " (--quick: a tenth of the epochs; a smoke test, not a result)"
+        } else {
+            ""
+        }
+    ));
+    s.push_str("| method | epochs | lr | trainable params | share |");
+    for col in cols {
+        s.push_str(&format!(" {col} |"));
+    }
+    s.push_str(" wall s | train mol/s | peak RSS growth MB | train state MB | best epochs |\n");
+    s.push_str(&"|---".repeat(5 + cols.len() + 5));
+    s.push_str("|\n");
+    for r in &c.rows {
+        let share = r
+            .parameters
+            .map(|p| format!("{:.3} %", p.trainable_percent()))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "| {} | {} | {:e} | {} | {} |",
+            r.method.name,
+            r.method.epochs,
+            r.method.lr,
+            human(r.trainable),
+            share
+        ));
+        for col in cols {
+            let v = r
+                .test
+                .iter()
+                .find(|(n, _)| n == col)
+                .map(|(_, v)| v.fmt(4))
+                .unwrap_or_default();
+            s.push_str(&format!(" {v} |"));
+        }
+        s.push_str(&format!(
+            " {} | {} | {} | {:.1} | {:?} |\n",
+            r.wall_seconds.fmt(1),
+            r.train_mols_per_s.fmt(1),
+            r.peak_rss_growth_mb.fmt(0),
+            r.state_mb,
+            r.best_epochs
+        ));
+    }
+    let floor_name = match c.task {
+        Task::Classification => "class-share predictor",
+        _ => "mean predictor",
+    };
+    s.push_str(&format!("| {floor_name} | | | | |"));
+    for col in cols {
+        let v = c
+            .floor
+            .iter()
+            .find(|(n, _)| n == col)
+            .map(|(_, v)| v.fmt(4))
+            .unwrap_or_default();
+        s.push_str(&format!(" {v} |"));
+    }
+    s.push_str(" | | | | |\n\n");
+    s.push_str(
+        "Trainable params include the task head. Peak RSS growth: the training process's peak \
+         resident memory (VmHWM) minus its resident memory when the run started. Train state: \
+         all parameters plus gradient and two Adam moments per trainable element (float32); \
+         activations excluded.\n",
+    );
+    if c.task == Task::Classification {
+        s.push_str(
+            "Classification: labels binarised at the stated threshold; a molecule is called \
+             positive at probability ≥ 0.5; ROC-AUC from the probabilities.\n",
+        );
+    }
+    if !c.differences.is_empty() {
+        s.push('\n');
+        for d in &c.differences {
+            s.push_str(&format!("- {d}\n"));
+        }
+    }
+    s
+}
+
+/// Means of `points` over consecutive windows of `w` points (x: the window's last x).
+fn windowed(points: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
+    points
+        .chunks(w.max(1))
+        .map(|c| {
+            let y = c.iter().map(|p| p.1).sum::<f64>() / c.len() as f64;
+            (c[c.len() - 1].0, y)
+        })
+        .collect()
+}
+
+/// Figures 5–9 from the first seed's `log.jsonl` of each method.
+fn figures(c: &Comparison, out: &Path) -> Result<()> {
+    type Pick = fn(&LogRecord) -> Option<(f64, f64)>;
+    let picks: [(Pick, &str, &str, bool); 5] = [
+        (
+            |r| match r {
+                LogRecord::Eval(e) => Some((e.step as f64, e.eval_steps_per_s)),
+                _ => None,
+            },
+            "Evaluation steps per second",
+            "eval steps/s",
+            false,
+        ),
+        (
+            |r| match r {
+                LogRecord::Eval(e) => Some((e.step as f64, e.eval_loss)),
+                _ => None,
+            },
+            "Evaluation loss",
+            "eval loss",
+            false,
+        ),
+        (
+            |r| match r {
+                LogRecord::Eval(e) => Some((e.step as f64, e.eval_runtime_s)),
+                _ => None,
+            },
+            "Evaluation runtime",
+            "seconds",
+            false,
+        ),
+        (
+            |r| match r {
+                LogRecord::Step(s) => Some((s.step as f64, s.grad_norm)),
+                _ => None,
+            },
+            "Gradient norm",
+            "global L2 norm (before clipping)",
+            true,
+        ),
+        (
+            |r| match r {
+                LogRecord::Step(s) => Some((s.step as f64, s.train_loss)),
+                _ => None,
+            },
+            "Train loss",
+            "train loss",
+            true,
+        ),
+    ];
+    let logs: Vec<(String, Vec<LogRecord>)> = c
+        .rows
+        .iter()
+        .map(|r| {
+            let p = r.runs[0].join(crate::train::files::LOG);
+            Ok((
+                r.method.name.clone(),
+                if p.is_file() { read_log(&p)? } else { vec![] },
+            ))
+        })
+        .collect::<Result<_>>()?;
+    for ((pick, title, y_label, smooth), file) in picks.into_iter().zip(files::FIGURES) {
+        let series: Vec<Series> = logs
+            .iter()
+            .map(|(name, log)| {
+                let pts: Vec<(f64, f64)> = log.iter().filter_map(pick).collect();
+                let pts = if smooth {
+                    windowed(&pts, pts.len().div_ceil(60))
+                } else {
+                    pts
+                };
+                Series {
+                    name: name.clone(),
+                    points: pts,
+                }
+            })
+            .collect();
+        let title = if smooth {
+            format!("{title} (window means, seed {})", c.seeds[0])
+        } else {
+            format!("{title} (seed {})", c.seeds[0])
+        };
+        crate::plot::lines(&out.join(file), &title, "step", y_label, &series)?;
+    }
+    Ok(())
+}
+
+/// Parameter counts of every method on MoLFormer-XL (12 × 768) with a one-output head.
+pub fn xl_counts(lora: &LoraConfig) -> Result<Vec<(String, ParameterCounts)>> {
+    let mut out = Vec::new();
+    let methods = [
+        None,
+        Some(PeftConfig::BitFit),
+        Some(PeftConfig::Lora(lora.clone())),
+        Some(PeftConfig::Ia3(Default::default())),
+    ];
+    let mut model = Model::new(
+        Config::xl(),
+        ModelParts {
+            lm_head: false,
+            num_labels: Some(1),
+        },
+        ModelMeta::default(),
+        SmilesTokenizer::molformer(),
+        Device::Cpu,
+        0,
+    )?;
+    for m in methods {
+        match &m {
+            None => {
+                model.set_trainable(|_| true);
+                out.push(("full".into(), parameter_counts(&model)));
+            }
+            Some(p) => {
+                out.push((p.name().into(), super::apply(&mut model, p, 0)?));
+                super::merge(&mut model)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// [`xl_counts`] as a markdown table.
+pub fn xl_counts_markdown(counts: &[(String, ParameterCounts)]) -> String {
+    let mut s = String::from(
+        "| method (MoLFormer-XL, 12 × 768) | trainable | adapter (head excluded) | head | total | share |\n|---|---|---|---|---|---|\n",
+    );
+    for (name, c) in counts {
+        s.push_str(&format!(
+            "| {name} | {} | {} | {} | {} | {:.3} % |\n",
+            human(c.trainable),
+            human(c.adapter),
+            human(c.head),
+            human(c.total),
+            c.trainable_percent()
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_and_quick_epochs() {
+        let cfg = CompareConfig {
+            data: "x.csv".into(),
+            table: TableOptions::default(),
+            init: InitFrom::Random(Box::new(Config::tiny())),
+            seeds: vec![0],
+            task: Task::Regression,
+            binarize: None,
+            full: FinetuneConfig::default(),
+            lora: LoraConfig::default(),
+            epochs: None,
+            quick: false,
+        };
+        let m = cfg.methods();
+        let got: Vec<(String, usize, f64)> =
+            m.iter().map(|m| (m.name.clone(), m.epochs, m.lr)).collect();
+        assert_eq!(got[1], ("bitfit".into(), 30, 2e-5));
+        assert_eq!(got[2], ("lora".into(), 20, 1e-5));
+        assert_eq!(got[3], ("ia3".into(), 20, 5e-6));
+        let quick = CompareConfig { quick: true, ..cfg };
+        assert_eq!(quick.methods()[1].epochs, 3);
+        assert_eq!(human(294912), "294,912");
+        assert_eq!(
+            windowed(&[(1.0, 1.0), (2.0, 3.0), (3.0, 5.0)], 2),
+            vec![(2.0, 2.0), (3.0, 5.0)]
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! ONNX export and ONNX Runtime inference: parity with tch on tiny models (regression,
+//! classification, BitFit/LoRA/IA3 adapters merged), a snapshot of a deterministic fixture's
+//! exported predictions, bad inputs, and the `export`/`predict` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use lipo::infer::{Predictor, PredictorOptions};
+use lipo::model::{Config, Model, ModelMeta, ModelParts, Task};
+use lipo::tokenizer::SmilesTokenizer;
+use tch::{Device, Kind, Tensor};
+
+/// libtorch's random generator is process-global: tests that seed it run one at a time.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Lipophilicity-like molecules of very different lengths, so batches carry padding.
+const SMILES: [&str; 12] = [
+    "Cn1c(CN2CCN(CC2)c3ccc(Cl)cc3)nc4ccccc14",
+    "COc1cc(OC)c(cc1NC(=O)CSCC(=O)O)S(=O)(=O)N2C(C)CCc3ccccc23",
+    "CCO",
+    "OC(=O)[C@@H](Cc1ccc(O)cc1)NC(=O)c2ccccc2",
+    "Clc1ccc(cc1)C(=O)Nc2nc3ccccc3[nH]2",
+    "C/C=C\\c1ccccc1",
+    "[NH4+].[Cl-]",
+    "CC(C)(C)c1ccc(cc1)S(=O)(=O)Nc2ccc(cc2)C(=O)N3CCC(CC3)N4CCCC4",
+    "N#Cc1ccccc1",
+    "O=C1CCCN1",
+    "CS(=O)(=O)c1ccc(cc1)C2=C(C(=O)OC2)c3ccccc3F",
+    "OC1CCN(CC1)C(=O)c2cc3cc(Cl)ccc3[nH]2",
+];
+
+fn config() -> Config {
+    Config {
+        // Larger weights than the default 0.02 so predictions differ visibly between molecules.
+        initializer_range: 0.2,
+        ..Config::tiny()
+    }
+}
+
+fn tiny_model(meta: ModelMeta, seed: u64) -> Model {
+    Model::new(
+        config(),
+        ModelParts {
+            lm_head: false,
+            num_labels: Some(1),
+        },
+        meta,
+        SmilesTokenizer::molformer(),
+        Device::Cpu,
+        seed,
+    )
+    .unwrap()
+}
+
+fn regression_meta() -> ModelMeta {
+    ModelMeta {
+        label_name: Some("exp".into()),
+        label_mean: 2.186,
+        label_sd: 1.203,
+        ..ModelMeta::default()
+    }
+}
+
+fn options(batch_size: usize) -> PredictorOptions {
+    PredictorOptions {
+        threads: 1,
+        batch_size,
+        ..PredictorOptions::default()
+    }
+}
+
+fn tch_predictions(m: &Model) -> Vec<f64> {
+    let seqs: Vec<Vec<u32>> = SMILES
+        .iter()
+        .map(|s| m.tokenizer.encode(s).unwrap())
+        .collect();
+    lipo::predict::predict(m, &seqs, SMILES.len()).unwrap()
+}
+
+/// Saves `m`, exports the folder and returns the bundle's ONNX Runtime predictions.
+fn ort_predictions_via_folder(m: &Model, dir: &Path, batch_size: usize) -> Vec<f64> {
+    let folder = dir.join("model");
+    m.save(&folder).unwrap();
+    let bundle = dir.join("model.lipo");
+    lipo::export::export_model_dir(&folder, &bundle).unwrap();
+    let p = Predictor::open(&bundle, &options(batch_size)).unwrap();
+    p.predict(&SMILES)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+fn assert_close(tch: &[f64], ort: &[f64], tol: f64) {
+    assert_eq!(tch.len(), ort.len());
+    for (i, (a, b)) in tch.iter().zip(ort).enumerate() {
+        assert!(
+            (a - b).abs() <= tol,
+            "{}: tch {a} vs ort {b} (diff {:e})",
+            SMILES[i],
+            (a - b).abs()
+        );
+    }
+}
+
+#[test]
+fn regression_export_matches_tch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, tch) = {
+        let _g = lock();
+        let m = tiny_model(regression_meta(), 3);
+        let tch = tch_predictions(&m);
+        (m, tch)
+    };
+    // Batches of 5 with their own padding vs one fully padded tch batch.
+    let ort = ort_predictions_via_folder(&m, dir.path(), 5);
+    assert_close(&tch, &ort, 1e-4);
+    let spread =
+        tch.iter().cloned().fold(f64::MIN, f64::max) - tch.iter().cloned().fold(f64::MAX, f64::min);
+    assert!(spread > 0.05, "predictions barely differ: {tch:?}");
+    // Batch size 1 (no padding at all) agrees too.
+    let p = Predictor::open(&dir.path().join("model.lipo"), &options(1)).unwrap();
+    let one: Vec<f64> = p
+        .predict(&SMILES)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_close(&tch, &one, 1e-4);
+    let info = p.info();
+    assert_eq!(info.task, Task::Regression);
+    assert_eq!(info.label_name.as_deref(), Some("exp"));
+    assert_eq!(info.label_mean, 2.186);
+    assert_eq!(info.vocab_hash, SmilesTokenizer::molformer().vocab_hash());
+}
+
+#[test]
+fn classification_export_gives_probabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, tch) = {
+        let _g = lock();
+        let m = tiny_model(
+            ModelMeta {
+                task: Task::Classification,
+                threshold: Some(2.5),
+                ..ModelMeta::default()
+            },
+            5,
+        );
+        let tch = tch_predictions(&m);
+        (m, tch)
+    };
+    let ort = ort_predictions_via_folder(&m, dir.path(), 4);
+    assert_close(&tch, &ort, 1e-4);
+    assert!(ort.iter().all(|p| (0.0..=1.0).contains(p)));
+    let p = Predictor::open(&dir.path().join("model.lipo"), &options(4)).unwrap();
+    assert_eq!(p.info().task, Task::Classification);
+    assert_eq!(p.info().threshold, Some(2.5));
+}
+
+#[test]
+fn adapters_are_merged_on_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, tch) = {
+        let _g = lock();
+        let mut m = tiny_model(regression_meta(), 7);
+        tch::manual_seed(70);
+        let h = m.config.hidden_size as i64;
+        let inter = m.config.intermediate_size as i64;
+        let r = 4;
+        let opts = (Kind::Float, Device::Cpu);
+        for layer in &mut m.encoder.layers {
+            for lin in [&mut layer.attention.query, &mut layer.attention.value] {
+                lin.lora = Some(lipo::model::molformer::Lora {
+                    a: Tensor::randn([r, h], opts) * 0.3,
+                    b: Tensor::randn([h, r], opts) * 0.3,
+                    scale: 2.0,
+                    dropout: 0.1,
+                });
+            }
+            layer.attention.ia3_key = Some(Tensor::rand([h], opts) + 0.5);
+            layer.attention.ia3_value = Some(Tensor::rand([h], opts) + 0.5);
+            layer.ia3_ff = Some(Tensor::rand([inter], opts) + 0.5);
+        }
+        let tch = tch_predictions(&m);
+        (m, tch)
+    };
+    let plain = {
+        let _g = lock();
+        tch_predictions(&tiny_model(regression_meta(), 7))
+    };
+    assert!(
+        tch.iter().zip(&plain).any(|(a, b)| (a - b).abs() > 1e-3),
+        "adapters should change the predictions"
+    );
+    let bundle = dir.path().join("peft.lipo");
+    lipo::export::export_model(&m, &bundle).unwrap();
+    let p = Predictor::open(&bundle, &options(5)).unwrap();
+    let ort: Vec<f64> = p
+        .predict(&SMILES)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_close(&tch, &ort, 1e-4);
+}
+
+#[test]
+fn peft_model_folders_export_with_adapters_merged() {
+    for method in ["bitfit", "lora", "ia3"] {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("model");
+        let tch = {
+            let _g = lock();
+            let mut m = tiny_model(regression_meta(), 13);
+            let cfg = lipo::peft::PeftConfig::by_name(method).unwrap();
+            lipo::peft::attach(&mut m, &cfg, 1).unwrap();
+            // Adapters start as the identity (LoRA B = 0, IA3 = 1): give them trained-looking
+            // values so that merging matters.
+            tch::manual_seed(130);
+            let opts = (Kind::Float, Device::Cpu);
+            tch::no_grad(|| {
+                for (name, mut t) in m.named_tensors() {
+                    let v = if name.contains(".ia3.") {
+                        Tensor::rand(t.size(), opts) * 0.6 + 0.7
+                    } else if lipo::peft::is_adapter(&name)
+                        || (method == "bitfit" && name.ends_with(".bias"))
+                    {
+                        Tensor::randn(t.size(), opts) * 0.1
+                    } else {
+                        continue;
+                    };
+                    t.copy_(&v);
+                }
+            });
+            m.save(&folder).unwrap();
+            tch_predictions(&m)
+        };
+        let bundle = dir.path().join("m.lipo");
+        lipo::export::export_model_dir(&folder, &bundle).unwrap();
+        let p = Predictor::open(&bundle, &options(5)).unwrap();
+        let ort: Vec<f64> = p
+            .predict(&SMILES)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_close(&tch, &ort, 1e-4);
+        let meta: ModelMeta = lipo::fsutil::read_json(&bundle.join(lipo::bundle::META)).unwrap();
+        assert!(meta.peft.is_none(), "{method}: {meta:?}");
+    }
+}
+
+/// The fixture: seed 20240, tiny config, regression with fixed label statistics.
+fn fixture_bundle(dir: &Path) -> PathBuf {
+    let m = {
+        let _g = lock();
+        tiny_model(regression_meta(), 20240)
+    };
+    let bundle = dir.join("fixture.lipo");
+    lipo::export::export_model(&m, &bundle).unwrap();
+    bundle
+}
+
+#[test]
+fn exported_fixture_predictions_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Predictor::open(&fixture_bundle(dir.path()), &options(4)).unwrap();
+    let rows: Vec<(String, String)> = SMILES
+        .iter()
+        .zip(p.predict(&SMILES).unwrap())
+        .map(|(s, r)| (s.to_string(), format!("{:.4}", r.unwrap())))
+        .collect();
+    insta::assert_json_snapshot!("fixture_predictions", rows);
+}
+
+#[test]
+fn bad_inputs_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere.lipo");
+    let e = Predictor::open(&missing, &options(4))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nowhere.lipo"), "{e}");
+    // A model folder is not a bundle.
+    std::fs::create_dir_all(dir.path().join("folder")).unwrap();
+    let e = Predictor::open(&dir.path().join("folder"), &options(4))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("model.onnx"), "{e}");
+    // Invalid SMILES fail alone, with the SMILES named.
+    let p = Predictor::open(&fixture_bundle(dir.path()), &options(4)).unwrap();
+    let out = p.predict(&["CCO", "not_a_smiles", "", "c1ccccc1"]).unwrap();
+    assert!(out[0].is_ok() && out[3].is_ok());
+    let e = out[1].as_ref().unwrap_err().to_string();
+    assert!(e.contains("not_a_smiles"), "{e}");
+    assert!(out[2].is_err());
+    assert!(p.predict::<&str>(&[]).unwrap().is_empty());
+    // Export refuses to replace a folder that is not a bundle.
+    let e = lipo::export::export_model_dir(&dir.path().join("folder"), &dir.path().join("folder"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("folder"), "{e}");
+}
+
+#[test]
+fn predictor_serves_many_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = fixture_bundle(dir.path());
+    let opts = PredictorOptions {
+        sessions: 2,
+        ..options(3)
+    };
+    let p = Predictor::open(&bundle, &opts).unwrap();
+    let want: Vec<f64> = p
+        .predict(&SMILES)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..3 {
+                    let got: Vec<f64> = p
+                        .predict(&SMILES)
+                        .unwrap()
+                        .into_iter()
+                        .map(|r| r.unwrap())
+                        .collect();
+                    assert_close(&want, &got, 1e-6);
+                }
+            });
+        }
+    });
+}
+
+fn lipo_cmd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lipo"))
+}
+
+#[test]
+fn cli_export_and_predict_stream_with_error_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("model");
+    {
+        let _g = lock();
+        tiny_model(regression_meta(), 11).save(&folder).unwrap();
+    }
+    let bundle = dir.path().join("m.lipo");
+    let st = lipo_cmd()
+        .args(["export", "--model"])
+        .arg(&folder)
+        .arg("--out")
+        .arg(&bundle)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // CSV input, small batches.
+    let csv = dir.path().join("in.csv");
+    std::fs::write(&csv, "id,smiles\na,CCO\nb,not_a_smiles\nc,c1ccccc1O\n").unwrap();
+    let out = dir.path().join("preds.csv");
+    let st = lipo_cmd()
+        .args(["predict", "--batch-size", "2", "--model"])
+        .arg(&bundle)
+        .arg("--input")
+        .arg(&csv)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("line,smiles,exp,error"), "{text}");
+    assert!(lines[2].contains("not_a_smiles") && lines[2].contains("invalid SMILES"));
+    // Standard input.
+    let mut child = lipo_cmd()
+        .args(["predict", "--model"])
+        .arg(&bundle)
+        .args(["--input", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"CCO\nCCN\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    // A missing ONNX Runtime library is named.
+    let o = lipo_cmd()
+        .env("ORT_DYLIB_PATH", dir.path().join("no-libonnxruntime.so"))
+        .args(["predict", "--model"])
+        .arg(&bundle)
+        .arg("--input")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ORT_DYLIB_PATH"), "{err}");
+}
