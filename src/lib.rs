@@ -9,6 +9,8 @@
 #[cfg(all(feature = "train", feature = "export", feature = "infer"))]
 pub mod bench;
 pub mod bundle;
+#[cfg(feature = "train")]
+pub mod checkpoint;
 pub mod data;
 pub mod dedupe;
 #[cfg(feature = "train")]

@@ -484,29 +484,6 @@ fn build_model(
     }
 }
 
-fn copy_weights(from: &Model, to: &Model) {
-    let src = from.vs.variables();
-    tch::no_grad(|| {
-        for (name, mut t) in to.vs.variables() {
-            if let Some(s) = src.get(&name) {
-                t.copy_(s);
-            }
-        }
-    });
-}
-
-fn write_checkpoint(model: &Model, opt: &Adam, state: &MlmState, dir: &Path) -> Result<()> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".lipo-ckpt")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))?;
-    model.save(&tmp.path().join("model"))?;
-    Tensor::write_safetensors(&opt.state(), tmp.path().join("optimizer.safetensors"))?;
-    fsutil::write_json(&tmp.path().join("state.json"), state)?;
-    fsutil::replace_dir(&tmp.keep(), dir)
-}
-
 /// Runs, resumes, or returns the finished result of an MLM run in `out`.
 pub fn mlm(
     run: &MlmRun,
@@ -620,15 +597,8 @@ pub fn mlm(
         history: vec![],
         window: (0.0, 0, 0),
     };
-    if ckpt.join("state.json").is_file() {
-        st = fsutil::read_json(&ckpt.join("state.json"))?;
-        let saved = Model::load(&ckpt.join("model"), device)?;
-        copy_weights(&saved, &model);
-        let opt_state = Tensor::read_safetensors(ckpt.join("optimizer.safetensors"))?
-            .into_iter()
-            .map(|(n, t)| (n, t.to_device(device)))
-            .collect();
-        opt.load_state(&opt_state);
+    if let Some(saved) = crate::checkpoint::restore(&ckpt, &model, &mut opt, device)? {
+        st = saved;
         monitor.event(&Event::Message {
             text: format!(
                 "resuming at step {} (epoch {}, chunk {})",
@@ -709,7 +679,7 @@ pub fn mlm(
                 if !go_on || st.step % cfg.checkpoint_every == 0 || st.step == total_steps {
                     st.train_seconds += session_start.elapsed().as_secs_f64();
                     session_start = Instant::now();
-                    write_checkpoint(&model, &opt, &st, &ckpt)?;
+                    crate::checkpoint::write(&model, &opt, &st, &ckpt)?;
                 }
                 if !go_on {
                     cancelled = true;

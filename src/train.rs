@@ -4,7 +4,6 @@
 //! validation whose loss chooses the kept epoch, test metrics, a per-step JSONL log, and
 //! resumable per-epoch checkpoints.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -566,16 +565,8 @@ pub fn finetune(
         best_valid: f64::INFINITY,
         history: vec![],
     };
-    if ckpt_dir.join("state.json").is_file() {
-        state = fsutil::read_json(&ckpt_dir.join("state.json"))?;
-        let saved = Model::load(&ckpt_dir.join("model"), device)?;
-        copy_weights(&saved, &model);
-        let opt_state: HashMap<String, Tensor> =
-            Tensor::read_safetensors(ckpt_dir.join("optimizer.safetensors"))?
-                .into_iter()
-                .map(|(n, t)| (n, t.to_device(device)))
-                .collect();
-        opt.load_state(&opt_state);
+    if let Some(saved) = crate::checkpoint::restore(&ckpt_dir, &model, &mut opt, device)? {
+        state = saved;
         monitor.event(&Event::Message {
             text: format!("resuming after epoch {}", state.epochs_done),
         });
@@ -699,7 +690,7 @@ pub fn finetune(
             model.save(&model_dir)?;
         }
         state.epochs_done = epoch;
-        write_checkpoint(&model, &opt, &state, &ckpt_dir)?;
+        crate::checkpoint::write(&model, &opt, &state, &ckpt_dir)?;
         let go_on = monitor.event(&Event::Epoch {
             epoch,
             train_loss,
@@ -795,29 +786,6 @@ pub fn finetune(
     fsutil::write_json(&out.join(files::METRICS), &report)?;
     let _ = std::fs::remove_dir_all(&ckpt_dir);
     Ok(report)
-}
-
-fn copy_weights(from: &Model, to: &Model) {
-    let src = from.vs.variables();
-    tch::no_grad(|| {
-        for (name, mut t) in to.vs.variables() {
-            if let Some(s) = src.get(&name) {
-                t.copy_(s);
-            }
-        }
-    });
-}
-
-fn write_checkpoint(model: &Model, opt: &Adam, state: &CheckpointState, dir: &Path) -> Result<()> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".lipo-ckpt")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))?;
-    model.save(&tmp.path().join("model"))?;
-    Tensor::write_safetensors(&opt.state(), tmp.path().join("optimizer.safetensors"))?;
-    fsutil::write_json(&tmp.path().join("state.json"), state)?;
-    fsutil::replace_dir(&tmp.keep(), dir)
 }
 
 /// Writes `smiles,label,prediction` for `rows`.
