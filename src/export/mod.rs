@@ -161,7 +161,6 @@ const ADAPTER_INFO: &str = "adapter.json";
 /// model carries PEFT adapters (or an adapter-only folder) is loaded with tch and its adapters
 /// merged (`lipo::peft::merge`) first; that needs the `train` feature.
 pub fn export_model_dir(model_dir: &Path, out: &Path) -> Result<ExportSummary> {
-    let config_path = model_dir.join(files::CONFIG);
     let weights_path = model_dir.join(files::WEIGHTS);
     let meta_path = model_dir.join(files::META);
     let adapter_only = !weights_path.is_file() && model_dir.join(ADAPTER_INFO).is_file();
@@ -173,24 +172,7 @@ pub fn export_model_dir(model_dir: &Path, out: &Path) -> Result<ExportSummary> {
     if adapter_only || meta.as_ref().is_some_and(|m| m.peft.is_some()) {
         return export_with_adapters(model_dir, out);
     }
-    for p in [&config_path, &weights_path] {
-        if !p.is_file() {
-            return Err(Error::model(
-                model_dir,
-                format!(
-                    "no {} (a model folder holds config.json and model.safetensors)",
-                    p.file_name().unwrap_or_default().to_string_lossy()
-                ),
-            ));
-        }
-    }
-    let config = Config::load(&config_path)?;
-    let tok_path = model_dir.join(files::TOKENIZER);
-    let tokenizer = if tok_path.is_file() {
-        SmilesTokenizer::load(&tok_path)?
-    } else {
-        SmilesTokenizer::molformer()
-    };
+    let (config, weights_path, tokenizer, _) = crate::model::read_folder(model_dir)?;
     let meta = meta.unwrap_or_else(|| ModelMeta {
         provenance: Some(format!("Hugging Face folder {}", model_dir.display())),
         ..ModelMeta::default()

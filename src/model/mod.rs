@@ -46,3 +46,43 @@ pub fn default_model_dir() -> Option<std::path::PathBuf> {
         .is_file()
         .then(|| bundled.to_path_buf())
 }
+
+/// The parts of a model folder that need no libtorch: `config.json` and the path of
+/// `model.safetensors` (both required; the error names the missing file), the tokenizer
+/// (MoLFormer's when the folder has no `tokenizer.json`) and `lipo.json` when present.
+pub fn read_folder(
+    dir: &std::path::Path,
+) -> crate::Result<(
+    Config,
+    std::path::PathBuf,
+    crate::tokenizer::SmilesTokenizer,
+    Option<ModelMeta>,
+)> {
+    let config_path = dir.join(files::CONFIG);
+    let weights_path = dir.join(files::WEIGHTS);
+    for p in [&config_path, &weights_path] {
+        if !p.is_file() {
+            return Err(crate::Error::model(
+                dir,
+                format!(
+                    "no {} (a model folder holds config.json and model.safetensors)",
+                    p.file_name().unwrap_or_default().to_string_lossy()
+                ),
+            ));
+        }
+    }
+    let config = Config::load(&config_path)?;
+    let tok_path = dir.join(files::TOKENIZER);
+    let tokenizer = if tok_path.is_file() {
+        crate::tokenizer::SmilesTokenizer::load(&tok_path)?
+    } else {
+        crate::tokenizer::SmilesTokenizer::molformer()
+    };
+    let meta_path = dir.join(files::META);
+    let meta = if meta_path.is_file() {
+        Some(crate::fsutil::read_json(&meta_path)?)
+    } else {
+        None
+    };
+    Ok((config, weights_path, tokenizer, meta))
+}

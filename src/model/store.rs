@@ -144,26 +144,7 @@ impl Model {
         parts: Option<ModelParts>,
         seed: u64,
     ) -> Result<Model> {
-        let config_path = dir.join(files::CONFIG);
-        let weights_path = dir.join(files::WEIGHTS);
-        for p in [&config_path, &weights_path] {
-            if !p.is_file() {
-                return Err(Error::model(
-                    dir,
-                    format!(
-                        "no {} (a model folder holds config.json and model.safetensors)",
-                        p.file_name().unwrap().to_string_lossy()
-                    ),
-                ));
-            }
-        }
-        let config = Config::load(&config_path)?;
-        let tok_path = dir.join(files::TOKENIZER);
-        let tokenizer = if tok_path.is_file() {
-            SmilesTokenizer::load(&tok_path)?
-        } else {
-            SmilesTokenizer::molformer()
-        };
+        let (config, weights_path, tokenizer, file_meta) = super::read_folder(dir)?;
         let tensors = read_weights(&weights_path)?;
         let file_parts = ModelParts {
             lm_head: tensors.keys().any(|k| k.starts_with("lm_head.")),
@@ -171,9 +152,8 @@ impl Model {
                 .get("classifier.out_proj.weight")
                 .map(|t| t.size()[0] as usize),
         };
-        let meta_path = dir.join(files::META);
-        let mut meta: ModelMeta = if meta_path.is_file() {
-            crate::fsutil::read_json(&meta_path)?
+        let mut meta: ModelMeta = if let Some(m) = file_meta {
+            m
         } else {
             ModelMeta {
                 task: if file_parts.num_labels.is_some() {
