@@ -316,7 +316,8 @@ pub struct LissaConfig {
     pub repeats: usize,
     /// Damping d: LiSSA solves (H + scale·d·I)⁻¹ v.
     pub damping: f64,
-    /// Scale s (must exceed the largest Hessian eigenvalue for convergence).
+    /// Scale s (must exceed half the largest Hessian eigenvalue for convergence); 0 = 1.5 × the
+    /// largest eigenvalue, estimated by power iteration.
     pub scale: f64,
     /// Training rows per Hessian-vector product (0 = all rows).
     pub batch_size: usize,
@@ -329,8 +330,8 @@ impl Default for LissaConfig {
         LissaConfig {
             depth: 100,
             repeats: 1,
-            damping: 0.01,
-            scale: 25.0,
+            damping: 0.05,
+            scale: 0.0,
             batch_size: 32,
             seed: 0,
         }
@@ -338,7 +339,7 @@ impl Default for LissaConfig {
 }
 
 impl LissaConfig {
-    /// The ridge λ = scale · damping that both solvers add to H.
+    /// The ridge λ = scale · damping that both solvers add to H (for a configured scale).
     pub fn lambda(&self) -> f64 {
         self.scale * self.damping
     }
@@ -351,9 +352,37 @@ pub struct InverseHvp {
     pub value: ParamVec,
     /// ‖h‖ after each recursion step (LiSSA) or the residual norm per iteration (CG).
     pub norm_history: Vec<f64>,
-    /// Whether the recursion settled (last 10 % of steps change ‖h‖ by < 1 %) or CG reached
-    /// its tolerance.
+    /// Whether the recursion settled (mean ‖h‖ over the last 10 % of steps within 5 % of the
+    /// 10 % before) or CG reached its tolerance.
     pub converged: bool,
+    /// The LiSSA scale used (the configured one, or 1.5 × the estimated largest eigenvalue).
+    pub scale: f64,
+}
+
+/// Largest Hessian eigenvalue (by magnitude) of the loss over `rows`, by `iters` steps of
+/// power iteration with Hessian-vector products.
+pub fn largest_eigenvalue(
+    model: &Model,
+    params: &[(String, Tensor)],
+    ex: &Examples,
+    rows: &[usize],
+    iters: usize,
+) -> Result<f64> {
+    let mut v: ParamVec = params.iter().map(|(_, t)| t.randn_like()).collect();
+    let mut lambda = 0.0;
+    for _ in 0..iters.max(1) {
+        let n = norm(&v).max(1e-30);
+        let u: ParamVec = v.iter().map(|t| t / n).collect();
+        let hu = hvp(model, params, ex, rows, &u)?;
+        lambda = dot(&u, &hu);
+        v = hu;
+    }
+    if !lambda.is_finite() {
+        return Err(Error::Training(format!(
+            "Hessian eigenvalue estimate is {lambda}"
+        )));
+    }
+    Ok(lambda.abs())
 }
 
 /// LiSSA: `h ← v + (1 − d)·h − H·h / s`, repeated `depth` times with a fresh mini-batch per
@@ -366,15 +395,23 @@ pub fn lissa(
     v: &[Tensor],
     cfg: &LissaConfig,
 ) -> Result<InverseHvp> {
-    if cfg.depth == 0 || cfg.repeats == 0 || cfg.scale <= 0.0 || !(0.0..1.0).contains(&cfg.damping)
-    {
+    if cfg.depth == 0 || cfg.repeats == 0 || cfg.scale < 0.0 || !(0.0..1.0).contains(&cfg.damping) {
         return Err(Error::param(
             "lissa",
-            "depth and repeats must be positive, scale > 0, damping in [0, 1)",
+            "depth and repeats must be positive, scale ≥ 0 (0 = automatic), damping in [0, 1)",
         ));
     }
     let mut rng = SplitMix64::derive(cfg.seed, "lissa");
     let n = train.len();
+    let scale = if cfg.scale > 0.0 {
+        cfg.scale
+    } else {
+        tch::manual_seed(cfg.seed as i64);
+        let sample: Vec<usize> = (0..n.min(64))
+            .map(|_| rng.below(n as u64) as usize)
+            .collect();
+        1.5 * largest_eigenvalue(model, params, train, &sample, 10)?.max(1e-6)
+    };
     let mut sum: ParamVec = v.iter().map(|t| t.zeros_like()).collect();
     let mut history = Vec::new();
     let v_norm = norm(v).max(1e-30);
@@ -393,32 +430,36 @@ pub fn lissa(
                 .iter()
                 .zip(&h)
                 .zip(&hv)
-                .map(|((v, h), hv)| v + h * (1.0 - cfg.damping) - hv / cfg.scale)
+                .map(|((v, h), hv)| v + h * (1.0 - cfg.damping) - hv / scale)
                 .collect();
             let hn = norm(&h);
             history.push(hn);
-            if !hn.is_finite() || hn > 1e6 * v_norm * cfg.scale {
+            // Converging iterates obey ‖h‖ ≤ ‖v‖ / d when H is positive semi-definite.
+            if !hn.is_finite() || hn > 10.0 * v_norm / cfg.damping.max(1e-6) {
                 return Err(Error::Training(format!(
-                    "LiSSA diverged at step {} (‖h‖ = {hn:.3e}); increase --lissa-scale (now {}) or --lissa-damping (now {})",
+                    "LiSSA diverged at step {} (‖h‖ = {hn:.3e}, ‖v‖ = {v_norm:.3e}); increase --lissa-scale (now {scale:.3}) or --lissa-damping (now {})",
                     step + 1,
-                    cfg.scale,
                     cfg.damping
                 )));
             }
         }
         for (s, h) in sum.iter_mut().zip(&h) {
-            *s += h / cfg.scale;
+            *s += h / scale;
         }
     }
     let value: ParamVec = sum.into_iter().map(|s| s / cfg.repeats as f64).collect();
-    let tail = &history[history.len() - (cfg.depth / 10).max(2).min(history.len())..];
-    let (lo, hi) = tail
-        .iter()
-        .fold((f64::INFINITY, 0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    // Settled when the mean ‖h‖ of the last tenth of the steps is within 5 % of the mean of
+    // the tenth before it (mini-batch Hessians make single steps noisy).
+    let w = (history.len() / 10).max(1);
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+    let last = mean(&history[history.len() - w..]);
+    let before = mean(&history[history.len().saturating_sub(2 * w)..history.len() - w]);
+    let converged = history.len() >= 2 * w && (last - before).abs() <= 0.05 * last;
     Ok(InverseHvp {
         value,
-        converged: hi - lo <= 0.01 * hi,
+        converged,
         norm_history: history,
+        scale,
     })
 }
 
@@ -471,6 +512,7 @@ pub fn conjugate_gradient(
         value: x,
         converged: rr.sqrt() <= tol * v_norm,
         norm_history: history,
+        scale: 0.0,
     })
 }
 

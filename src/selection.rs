@@ -102,6 +102,8 @@ pub struct ScoreReport {
     pub norm_history: Vec<f64>,
     /// Whether the inverse-HVP solver converged.
     pub converged: bool,
+    /// The LiSSA scale used (0 for the exact solver).
+    pub lissa_scale: f64,
     /// Wall seconds of scoring.
     pub seconds: f64,
     /// Duplicates found, by split and kind.
@@ -206,7 +208,13 @@ pub fn score_external(
             &params,
             &train,
             &v,
-            cfg.lissa.lambda(),
+            if cfg.lissa.scale > 0.0 {
+                cfg.lissa.lambda()
+            } else {
+                let all: Vec<usize> = (0..train.len()).collect();
+                1.5 * influence::largest_eigenvalue(model, &params, &train, &all, 20)?
+                    * cfg.lissa.damping
+            },
             cfg.cg_tol,
             cfg.cg_max_iter,
         )?,
@@ -247,6 +255,7 @@ pub fn score_external(
         config: cfg.clone(),
         norm_history: inv.norm_history,
         converged: inv.converged,
+        lissa_scale: inv.scale,
         seconds: t0.elapsed().as_secs_f64(),
         duplicates: counts.into_iter().map(|((s, h), n)| (s, h, n)).collect(),
     })

@@ -189,7 +189,7 @@ fn scoring_reports_duplicates_and_selection_skips_test_ones() {
         solver: Solver::Lissa,
         lissa: LissaConfig {
             depth: 50,
-            scale: 50.0,
+            // scale 0: estimated from the Hessian's largest eigenvalue
             ..LissaConfig::default()
         },
         ..ScoreConfig::default()
@@ -204,6 +204,10 @@ fn scoring_reports_duplicates_and_selection_skips_test_ones() {
         .rows
         .iter()
         .all(|r| r.influence.is_finite() && r.helpfulness == -r.influence));
+    assert!(
+        report.lissa_scale > 0.0,
+        "automatic scale from the largest eigenvalue"
+    );
     let mut ranks: Vec<usize> = report.rows.iter().map(|r| r.rank).collect();
     ranks.sort();
     assert_eq!(ranks, (1..=ext.records.len()).collect::<Vec<_>>());

@@ -41,9 +41,11 @@ pub struct InfluenceArgs {
     lissa_depth: usize,
     #[arg(long, default_value_t = 1)]
     lissa_repeats: usize,
-    #[arg(long, default_value_t = 0.01)]
+    /// LiSSA damping d (the ridge is λ = scale·d).
+    #[arg(long, default_value_t = 0.05)]
     lissa_damping: f64,
-    #[arg(long, default_value_t = 25.0)]
+    /// LiSSA scale s; 0 = 1.5 × the largest Hessian eigenvalue (power iteration).
+    #[arg(long, default_value_t = 0.0)]
     lissa_scale: f64,
     /// Training rows per Hessian-vector product (0 = all).
     #[arg(long, default_value_t = 32)]
