@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{de::DeserializeOwned, Serialize};
 use tch::{Device, Tensor};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fsutil;
 use crate::model::Model;
 use crate::optim::Adam;
@@ -20,11 +20,7 @@ const OPTIMIZER: &str = "optimizer.safetensors";
 
 /// Writes `model`, `opt` and `state` into `dir`, replacing any previous checkpoint.
 pub fn write<S: Serialize>(model: &Model, opt: &Adam, state: &S, dir: &Path) -> Result<()> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".lipo-ckpt")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))?;
+    let tmp = fsutil::staging_dir(dir, ".lipo-ckpt")?;
     model.save(&tmp.path().join(MODEL))?;
     Tensor::write_safetensors(&opt.state(), tmp.path().join(OPTIMIZER))?;
     fsutil::write_json(&tmp.path().join(STATE), state)?;

@@ -50,3 +50,17 @@ pub fn replace_dir(src: &Path, dst: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// A temporary folder beside `dest` (same filesystem, parent created), in which a folder is
+/// assembled before [`replace_dir`] moves it into place.
+pub fn staging_dir(dest: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))
+}

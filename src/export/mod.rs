@@ -131,15 +131,7 @@ pub fn export(
     let bytes = model
         .write_to_bytes()
         .map_err(|e| Error::model(out, format!("encoding the ONNX graph: {e}")))?;
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".lipo-export")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))?;
+    let tmp = crate::fsutil::staging_dir(out, ".lipo-export")?;
     crate::fsutil::write_atomic(&tmp.path().join(bundle::MODEL), &bytes)?;
     tokenizer.save(&tmp.path().join(bundle::TOKENIZER))?;
     crate::fsutil::write_json(&tmp.path().join(bundle::META), meta)?;

@@ -267,15 +267,7 @@ impl Model {
     /// `lipo.json`). Files are written into a temporary folder that replaces `dir` at the end,
     /// so an interrupted save leaves the previous model intact.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let parent = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".lipo-save")
-            .tempdir_in(parent)
-            .map_err(|e| Error::io(parent, e))?;
+        let tmp = crate::fsutil::staging_dir(dir, ".lipo-save")?;
         let mut config = self.config.clone();
         config.num_labels = self.parts().num_labels;
         config.save(&tmp.path().join(files::CONFIG))?;

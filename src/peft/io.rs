@@ -101,15 +101,7 @@ pub fn save_adapter(model: &Model, dir: &Path, base: Option<&Path>) -> Result<()
         base: base.map(|b| std::fs::canonicalize(b).unwrap_or_else(|_| b.to_path_buf())),
         base_fingerprint: fingerprint(&frozen)?,
     };
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".lipo-adapter")
-        .tempdir_in(parent)
-        .map_err(|e| Error::io(parent, e))?;
+    let tmp = crate::fsutil::staging_dir(dir, ".lipo-adapter")?;
     let adapter: Vec<(String, Tensor)> = adapter
         .into_iter()
         .map(|(n, t)| (n, t.detach().to_device(Device::Cpu).contiguous()))
