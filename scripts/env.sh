@@ -3,7 +3,7 @@
 # libtorch (PyPI torch 2.11.0, pinned by tch 0.24) and libonnxruntime (PyPI onnxruntime
 # 1.31.1, loaded by ort at run time). The venv lives in a user cache folder keyed by these
 # versions, outside the clone, so fresh clones reuse it instead of downloading 4.7 GB again.
-set -euo pipefail
+# (No `set -e` here: this file is sourced, also by users' interactive shells.)
 
 LIPO_TORCH_VERSION=2.11.0
 LIPO_ORT_VERSION=1.31.1
@@ -12,10 +12,13 @@ LIPO_VENV="${LIPO_VENV:-$LIPO_CACHE/venv-torch${LIPO_TORCH_VERSION}-ort${LIPO_OR
 
 if [ ! -f "$LIPO_VENV/.lipo-ready" ]; then
   echo "lipo setup: creating $LIPO_VENV (torch==$LIPO_TORCH_VERSION, onnxruntime==$LIPO_ORT_VERSION; ~4.7 GB, once)" >&2
-  mkdir -p "$(dirname "$LIPO_VENV")"
-  python3 -m venv "$LIPO_VENV"
-  "$LIPO_VENV/bin/pip" install --quiet "torch==$LIPO_TORCH_VERSION" "onnxruntime==$LIPO_ORT_VERSION" numpy
-  "$LIPO_VENV/bin/python" -c "import torch, onnxruntime" 
+  if ! { mkdir -p "$(dirname "$LIPO_VENV")" &&
+         python3 -m venv "$LIPO_VENV" &&
+         "$LIPO_VENV/bin/pip" install --quiet "torch==$LIPO_TORCH_VERSION" "onnxruntime==$LIPO_ORT_VERSION" numpy &&
+         "$LIPO_VENV/bin/python" -c "import torch, onnxruntime"; }; then
+    echo "lipo setup: creating the venv failed (see pip's messages above)" >&2
+    return 1 2>/dev/null || exit 1
+  fi
   touch "$LIPO_VENV/.lipo-ready"
 fi
 
@@ -24,5 +27,5 @@ export PATH="$LIPO_VENV/bin:$PATH"
 export LIBTORCH_USE_PYTORCH=1
 LIPO_SITE="$("$LIPO_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$LIPO_SITE/onnxruntime/capi/libonnxruntime.so.$LIPO_ORT_VERSION}"
-# Use both cores of the build machine for tensor math unless the user says otherwise.
+# torch's library folder (the binaries also carry it as their rpath).
 export LIPO_TORCH_LIB="$LIPO_SITE/torch/lib"
