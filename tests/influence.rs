@@ -8,7 +8,8 @@ use lipo::selection::{self, ScoreConfig, Selection, Solver};
 use lipo::tokenizer::{pad_batch, SmilesTokenizer};
 use tch::{Device, Tensor};
 
-static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod common;
+use common::lock;
 
 fn toy(n: usize, seed: u64) -> (Vec<String>, Vec<f64>) {
     let frags = ["C", "O", "N", "c1ccccc1", "Cl", "C(=O)", "CC", "F"];
@@ -70,7 +71,7 @@ fn trained_model(seqs: &[Vec<u32>], ys: &[f64]) -> Model {
 
 #[test]
 fn lissa_matches_exact_influence() {
-    let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = lock();
     tch::set_num_threads(1);
     let tok = SmilesTokenizer::molformer();
     let (smiles, ys) = toy(80, 1);
@@ -138,7 +139,7 @@ fn lissa_matches_exact_influence() {
 
 #[test]
 fn scoring_reports_duplicates_and_selection_skips_test_ones() {
-    let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = lock();
     tch::set_num_threads(1);
     let dir = tempfile::tempdir().unwrap();
     let (smiles, ys) = toy(60, 2);

@@ -8,7 +8,8 @@ use lipo::progress::{Event, Silent};
 use lipo::train::InitFrom;
 use tch::Device;
 
-static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod common;
+use common::lock;
 
 fn write_corpus(path: &std::path::Path, n: usize) {
     let frags = [
@@ -62,7 +63,7 @@ fn run(corpus: &std::path::Path, exclude: Vec<std::path::PathBuf>) -> MlmRun {
 
 #[test]
 fn mlm_learns_and_resumes_exactly() {
-    let _g = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = lock();
     tch::set_num_threads(1);
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus.csv");

@@ -10,12 +10,8 @@ use lipo::model::{Config, Model, ModelMeta, ModelParts, Task};
 use lipo::tokenizer::SmilesTokenizer;
 use tch::{Device, Kind, Tensor};
 
-/// libtorch's random generator is process-global: tests that seed it run one at a time.
-static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
+mod common;
+use common::lock;
 
 /// Lipophilicity-like molecules of very different lengths, so batches carry padding.
 const SMILES: [&str; 12] = [

@@ -1,0 +1,36 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+/// libtorch's random generator is process-global: tests that seed it run one at a time.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Serialises tests that seed or draw from libtorch's global generator.
+pub fn lock() -> std::sync::MutexGuard<'static, ()> {
+    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes `n` labelled molecules whose label is a simple function of composition.
+pub fn write_toy_table(path: &std::path::Path, n: usize) {
+    let frags = [
+        "C", "O", "N", "c1ccccc1", "Cl", "F", "C(=O)", "CC", "S", "Br",
+    ];
+    let mut s = String::from("smiles,exp\n");
+    let mut rng = lipo::rng::SplitMix64::new(11);
+    for _ in 0..n {
+        let k = 2 + rng.below(5) as usize;
+        let mut smi = String::new();
+        let mut y = 0.0;
+        for _ in 0..k {
+            let f = frags[rng.below(frags.len() as u64) as usize];
+            smi.push_str(f);
+            y += match f {
+                "c1ccccc1" => 1.5,
+                "Cl" | "Br" => 0.8,
+                "O" | "N" => -0.7,
+                _ => 0.2,
+            };
+        }
+        s.push_str(&format!("{smi},{y:.3}\n"));
+    }
+    std::fs::write(path, s).unwrap();
+}
