@@ -13,7 +13,7 @@ source scripts/env.sh
 cargo build --release
 corpus="$(bash scripts/corpus.sh)"
 exclude="$(realpath "$LIPO_DATA_DIR")/lipophilicity.csv"
-./target/release/lipo --threads 2 mlm --corpus "$corpus" --exclude "$exclude" --arch small \
+./target/release/lipo --threads "${LIPO_THREADS:-2}" mlm --corpus "$corpus" --exclude "$exclude" --arch small \
   --out pretrain/small --max-steps 16000 --batch-size 64 --lr 5e-4 --warmup-steps 500 \
   --eval-every 1000 --checkpoint-every 250 --seed 0
 mkdir -p models/lipo-small

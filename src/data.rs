@@ -50,6 +50,7 @@ pub struct Dataset {
 
 /// How to read a table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TableOptions {
     /// Header of the SMILES column (default: the first header containing "smiles", any case).
     pub smiles_col: Option<String>,

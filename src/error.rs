@@ -73,6 +73,9 @@ pub enum Error {
     /// The tokenizers crate reported an error.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// The operation needs a part of lipo this build leaves out (a Cargo feature).
+    #[error("not supported by this build of lipo: {0}")]
+    Unsupported(String),
     /// JSON (de)serialisation failed.
     #[error("{path}: invalid JSON: {source}")]
     Json {

@@ -19,11 +19,14 @@ pub mod error;
 pub mod experiments;
 #[cfg(feature = "export")]
 pub mod export;
+pub mod ffi;
 pub mod fsutil;
 #[cfg(feature = "infer")]
 pub mod infer;
 #[cfg(feature = "train")]
 pub mod influence;
+#[cfg(feature = "train")]
+pub mod job;
 pub mod memory;
 pub mod metrics;
 #[cfg(feature = "train")]

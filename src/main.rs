@@ -281,7 +281,15 @@ struct BenchArgs {
 struct CliMonitor {
     bar: Option<ProgressBar>,
     stop: Arc<AtomicBool>,
+    /// Stage name, first step seen and when, and the last progress line (for logs, where the
+    /// bar is hidden).
+    stage: String,
+    first: Option<(u64, std::time::Instant)>,
+    last_line: Option<std::time::Instant>,
 }
+
+/// Seconds between progress lines when the bar is hidden (standard error is not a terminal).
+const LOG_EVERY_S: u64 = 30;
 
 impl CliMonitor {
     fn new() -> Self {
@@ -293,11 +301,41 @@ impl CliMonitor {
             }
             eprintln!("\ninterrupt: stopping at the next safe point (Ctrl-C again to abort)");
         });
-        CliMonitor { bar: None, stop }
+        CliMonitor {
+            bar: None,
+            stop,
+            stage: String::new(),
+            first: None,
+            last_line: None,
+        }
     }
 }
 
 impl CliMonitor {
+    /// In a log (no visible bar), a progress line every [`LOG_EVERY_S`] seconds and at the end.
+    fn log_line(&mut self, step: u64, total: u64, loss: f64) {
+        if self.bar.as_ref().is_some_and(|b| !b.is_hidden()) {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let (first, t0) = *self.first.get_or_insert((step, now));
+        let due = self
+            .last_line
+            .is_none_or(|t| now.duration_since(t).as_secs() >= LOG_EVERY_S);
+        if !(due || step == total) || step == first {
+            return;
+        }
+        self.last_line = Some(now);
+        let rate = (step - first) as f64 / now.duration_since(t0).as_secs_f64().max(1e-9);
+        let eta = total.saturating_sub(step) as f64 / rate.max(1e-9);
+        eprintln!(
+            "{} step {step}/{total} ({:.1}%)  loss {loss:.4}  {rate:.2} steps/s  ETA {}",
+            self.stage,
+            100.0 * step as f64 / total.max(1) as f64,
+            hms(eta)
+        );
+    }
+
     /// A line above the bar (or on stderr when there is no visible bar, e.g. in a log file).
     fn say(&self, line: &str) {
         match &self.bar {
@@ -320,12 +358,16 @@ impl Monitor for CliMonitor {
                 );
                 bar.set_prefix(stage.clone());
                 self.bar = Some(bar);
+                self.stage = stage.clone();
+                self.first = None;
+                self.last_line = None;
             }
-            Event::Step { step, loss, .. } => {
+            Event::Step { step, total, loss } => {
                 if let Some(b) = &self.bar {
                     b.set_position(*step);
                     b.set_message(format!("loss {loss:.4}"));
                 }
+                self.log_line(*step, *total, *loss);
             }
             Event::Epoch {
                 epoch,
@@ -338,6 +380,12 @@ impl Monitor for CliMonitor {
         }
         !self.stop.load(Ordering::SeqCst)
     }
+}
+
+/// Seconds as h:mm:ss.
+fn hms(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
 impl Drop for CliMonitor {

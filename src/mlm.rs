@@ -27,7 +27,7 @@ use crate::train::InitFrom;
 
 /// Optimisation settings of an MLM run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct MlmConfig {
     /// Passes over the corpus.
     pub epochs: usize,
@@ -82,12 +82,15 @@ impl Default for MlmConfig {
 
 /// A fully resolved MLM run (`run.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MlmRun {
     /// The SMILES corpus.
     pub corpus: PathBuf,
     /// How to read it.
+    #[serde(default)]
     pub table: TableOptions,
     /// Tables whose molecules must not be trained on (exact SMILES match).
+    #[serde(default)]
     pub exclude: Vec<PathBuf>,
     /// Starting weights.
     pub init: InitFrom,

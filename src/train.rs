@@ -25,7 +25,7 @@ use crate::trainlog::{EvalRecord, LogRecord, StepRecord, TrainLog};
 
 /// Optimisation settings of a fine-tuning run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct FinetuneConfig {
     /// Maximum epochs; the best validation epoch is kept.
     pub epochs: usize,
@@ -144,10 +144,12 @@ pub enum InitFrom {
 /// A fully resolved fine-tuning run: written to `run.json` in the run folder, and accepted
 /// back (`--config`) to repeat it exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FinetuneRun {
     /// The labelled table.
     pub data: PathBuf,
     /// How to read it.
+    #[serde(default)]
     pub table: TableOptions,
     /// Starting weights.
     pub init: InitFrom,

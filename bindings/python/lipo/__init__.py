@@ -1,0 +1,231 @@
+"""Python binding of lipo's C API through ctypes (no compilation).
+
+    import lipo
+    model = lipo.Model("model.lipo")
+    model.predict("CCO")                      # float; raises lipo.LipoError on failure
+    model.predict_batch(["CCO", "not_a_smiles"])   # [float, None] with errors="none"
+
+The shared library is found through the LIPO_LIBRARY environment variable (a path to
+liblipo.so), then beside this package (PREFIX/lib of `scripts/install.sh PREFIX`, or the
+source tree's target/release/), then the system's library search path.
+"""
+
+import ctypes
+import ctypes.util
+import json
+import math
+import os
+from pathlib import Path
+
+__all__ = ["LipoError", "Model", "train", "export", "version", "library_path"]
+
+_STATUS_NAMES = {
+    0: "ok",
+    1: "invalid argument",
+    2: "invalid SMILES",
+    3: "unusable data",
+    4: "I/O error",
+    5: "unusable model",
+    6: "runtime error",
+    7: "training failed",
+    8: "cancelled",
+    9: "not supported by this build",
+    10: "internal error",
+}
+
+ABI_VERSION = 1
+
+
+class LipoError(Exception):
+    """A failed lipo call: `status` is the C status code, the message is lipo's."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.status_name = _STATUS_NAMES.get(status, f"status {status}")
+
+
+def library_path():
+    """Where liblipo is loaded from (see the module documentation)."""
+    env = os.environ.get("LIPO_LIBRARY")
+    if env:
+        if not Path(env).is_file():
+            raise OSError(f"LIPO_LIBRARY={env} does not exist")
+        return env
+    here = Path(__file__).resolve().parent
+    for candidate in [
+        here / "liblipo.so",
+        here.parent.parent / "liblipo.so",  # an installed PREFIX/lib/python/lipo
+        here.parent.parent.parent / "target" / "release" / "liblipo.so",  # the source tree
+    ]:
+        if candidate.is_file():
+            return str(candidate)
+    found = ctypes.util.find_library("lipo")
+    if found:
+        return found
+    raise OSError(
+        "liblipo.so not found: set LIPO_LIBRARY to its path "
+        "(built by `cargo build --release` in target/release/)"
+    )
+
+
+_lib = None
+
+
+def _library():
+    global _lib
+    if _lib is not None:
+        return _lib
+    lib = ctypes.CDLL(library_path())
+    c = ctypes
+    lib.lipo_version.restype = c.c_char_p
+    lib.lipo_abi_version.restype = c.c_uint32
+    lib.lipo_last_error.restype = c.c_char_p
+    lib.lipo_string_free.argtypes = [c.c_void_p]
+    lib.lipo_string_free.restype = None
+    lib.lipo_model_open_with.argtypes = [c.c_char_p, c.c_char_p, c.POINTER(c.c_void_p)]
+    lib.lipo_model_open_with.restype = c.c_int
+    lib.lipo_model_close.argtypes = [c.c_void_p]
+    lib.lipo_model_close.restype = None
+    lib.lipo_model_info.argtypes = [c.c_void_p, c.POINTER(c.c_void_p)]
+    lib.lipo_model_info.restype = c.c_int
+    lib.lipo_predict.argtypes = [c.c_void_p, c.c_char_p, c.POINTER(c.c_double)]
+    lib.lipo_predict.restype = c.c_int
+    lib.lipo_predict_batch.argtypes = [
+        c.c_void_p,
+        c.POINTER(c.c_char_p),
+        c.c_size_t,
+        c.POINTER(c.c_double),
+        c.POINTER(c.c_int),
+    ]
+    lib.lipo_predict_batch.restype = c.c_int
+    lib.lipo_train.argtypes = [c.c_char_p, _CALLBACK, c.c_void_p, c.POINTER(c.c_void_p)]
+    lib.lipo_train.restype = c.c_int
+    lib.lipo_export.argtypes = [c.c_char_p, c.c_char_p]
+    lib.lipo_export.restype = c.c_int
+    if lib.lipo_abi_version() != ABI_VERSION:
+        raise OSError(
+            f"liblipo ABI {lib.lipo_abi_version()} does not match this binding's {ABI_VERSION}"
+        )
+    _lib = lib
+    return lib
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+
+
+def _check(status):
+    if status != 0:
+        message = _library().lipo_last_error().decode("utf-8", "replace")
+        raise LipoError(status, message)
+
+
+def _take_string(ptr):
+    """Copies a string lipo returned and frees it."""
+    if not ptr.value:
+        return None
+    try:
+        return ctypes.string_at(ptr.value).decode("utf-8")
+    finally:
+        _library().lipo_string_free(ptr.value)
+
+
+def version():
+    """lipo's version string."""
+    return _library().lipo_version().decode()
+
+
+class Model:
+    """An exported bundle (NAME.lipo) opened for prediction; usable from many threads."""
+
+    def __init__(self, path, threads=1, sessions=1, batch_size=64):
+        lib = _library()
+        options = json.dumps({"threads": threads, "sessions": sessions, "batch_size": batch_size})
+        handle = ctypes.c_void_p()
+        _check(lib.lipo_model_open_with(os.fsencode(path), options.encode(), ctypes.byref(handle)))
+        self._handle = handle
+
+    def close(self):
+        """Releases the model (also done when it is garbage-collected)."""
+        if getattr(self, "_handle", None) and self._handle.value:
+            _library().lipo_model_close(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _live(self):
+        if not getattr(self, "_handle", None):
+            raise LipoError(1, "the model is closed")
+        return self._handle
+
+    def info(self):
+        """The model's description (task, label statistics, version) as a dict."""
+        out = ctypes.c_void_p()
+        _check(_library().lipo_model_info(self._live(), ctypes.byref(out)))
+        return json.loads(_take_string(out))
+
+    def predict(self, smiles):
+        """The prediction for one SMILES; raises LipoError naming a bad SMILES."""
+        value = ctypes.c_double()
+        _check(_library().lipo_predict(self._live(), smiles.encode("utf-8"), ctypes.byref(value)))
+        return value.value
+
+    def predict_batch(self, smiles, errors="raise"):
+        """Predictions for a list of SMILES, in order. errors="raise" raises on the first bad
+        molecule (after predicting all); "none" puts None in its place; "nan" puts NaN."""
+        if errors not in ("raise", "none", "nan"):
+            raise ValueError(f"errors={errors!r} is not 'raise', 'none' or 'nan'")
+        n = len(smiles)
+        arr = (ctypes.c_char_p * n)(*[s.encode("utf-8") for s in smiles])
+        values = (ctypes.c_double * n)()
+        statuses = (ctypes.c_int * n)()
+        lib = _library()
+        _check(lib.lipo_predict_batch(self._live(), arr, n, values, statuses))
+        message = lib.lipo_last_error().decode("utf-8", "replace")
+        out = []
+        for i in range(n):
+            if statuses[i] == 0:
+                out.append(values[i])
+            elif errors == "raise":
+                raise LipoError(statuses[i], message)
+            else:
+                out.append(None if errors == "none" else math.nan)
+        return out
+
+
+def train(job, progress=None):
+    """Runs a training job (a dict or JSON text; see lipo_train in lipo.h) and returns its
+    report as a dict. `progress(event: dict)` is called for every event; returning False
+    cancels (LipoError with status "cancelled"; running the job again resumes it)."""
+    text = job if isinstance(job, str) else json.dumps(job)
+    raised = []
+
+    def on_event(event_json, _user):
+        if progress is None:
+            return 0
+        try:
+            return 0 if progress(json.loads(event_json)) is not False else 1
+        except BaseException as e:  # an exception must not cross the C boundary
+            raised.append(e)
+            return 1
+
+    callback = _CALLBACK(on_event)
+    out = ctypes.c_void_p()
+    status = _library().lipo_train(text.encode("utf-8"), callback, None, ctypes.byref(out))
+    report = _take_string(out)
+    if raised:
+        raise raised[0]
+    _check(status)
+    return json.loads(report)
+
+
+def export(model_dir, out_path):
+    """Exports a trained model folder as an ONNX bundle folder."""
+    _check(_library().lipo_export(os.fsencode(model_dir), os.fsencode(out_path)))

@@ -1,0 +1,102 @@
+"""Tests of the ctypes binding, run by tests/ffi.rs with:
+LIPO_LIBRARY (liblipo.so), LIPO_TEST_BUNDLE (an exported tiny model), LIPO_TEST_EXPECTED
+(JSON {smiles: prediction} computed in Rust) and LIPO_TEST_TABLE (a small labelled CSV)."""
+
+import json
+import math
+import os
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import lipo  # noqa: E402
+
+BUNDLE = os.environ.get("LIPO_TEST_BUNDLE")
+EXPECTED = json.loads(os.environ.get("LIPO_TEST_EXPECTED", "{}"))
+TABLE = os.environ.get("LIPO_TEST_TABLE")
+
+
+@unittest.skipUnless(BUNDLE, "run through tests/ffi.rs (needs LIPO_TEST_BUNDLE)")
+class PredictTest(unittest.TestCase):
+    def setUp(self):
+        self.model = lipo.Model(BUNDLE)
+
+    def tearDown(self):
+        self.model.close()
+
+    def test_version_and_info(self):
+        self.assertRegex(lipo.version(), r"^\d+\.\d+\.\d+")
+        info = self.model.info()
+        self.assertEqual(info["task"], "regression")
+
+    def test_predictions_match_rust(self):
+        for smiles, want in EXPECTED.items():
+            self.assertAlmostEqual(self.model.predict(smiles), want, delta=1e-5)
+
+    def test_bad_smiles_raises_with_the_message(self):
+        with self.assertRaises(lipo.LipoError) as cm:
+            self.model.predict("not_a_smiles")
+        self.assertEqual(cm.exception.status_name, "invalid SMILES")
+        self.assertIn("not_a_smiles", str(cm.exception))
+
+    def test_batch_keeps_going_past_a_bad_smiles(self):
+        smiles = list(EXPECTED) + ["not_a_smiles"]
+        got = self.model.predict_batch(smiles, errors="none")
+        self.assertIsNone(got[-1])
+        for g, s in zip(got, EXPECTED):
+            self.assertAlmostEqual(g, EXPECTED[s], delta=1e-5)
+        self.assertTrue(math.isnan(self.model.predict_batch(["not_a_smiles"], errors="nan")[0]))
+        with self.assertRaises(lipo.LipoError):
+            self.model.predict_batch(smiles)
+
+    def test_closed_model_and_missing_bundle_raise(self):
+        self.model.close()
+        with self.assertRaises(lipo.LipoError):
+            self.model.predict("CCO")
+        with self.assertRaises(lipo.LipoError) as cm:
+            lipo.Model("/nonexistent/model.lipo")
+        self.assertIn("/nonexistent/model.lipo", str(cm.exception))
+
+
+@unittest.skipUnless(TABLE, "run through tests/ffi.rs (needs LIPO_TEST_TABLE)")
+class TrainTest(unittest.TestCase):
+    def test_train_cancel_resume_export_predict(self):
+        with tempfile.TemporaryDirectory() as d:
+            job = {
+                "command": "finetune",
+                "out": f"{d}/run",
+                "device": "cpu",
+                "threads": 1,
+                "export": f"{d}/m.lipo",
+                "run": {
+                    "data": TABLE,
+                    "init": {"random": {"hidden_size": 32, "num_hidden_layers": 2,
+                                        "num_attention_heads": 4, "intermediate_size": 64,
+                                        "num_random_features": 16}},
+                    "train": {"epochs": 2, "batch_size": 8, "lr": 1e-3},
+                },
+            }
+            steps = []
+
+            def stop_after_3(event):
+                if event["event"] == "step":
+                    steps.append(event["step"])
+                return len(steps) < 3
+
+            with self.assertRaises(lipo.LipoError) as cm:
+                lipo.train(job, progress=stop_after_3)
+            self.assertEqual(cm.exception.status_name, "cancelled")
+            report = lipo.train(job)
+            self.assertEqual(report["command"], "finetune")
+            self.assertEqual(len(report["report"]["history"]), 2)
+            with lipo.Model(report["bundle"]) as m:
+                self.assertTrue(math.isfinite(m.predict("CCO")))
+            with self.assertRaises(lipo.LipoError) as cm:
+                lipo.train({"command": "finetune", "out": f"{d}/x", "run": {"data": TABLE}})
+            self.assertIn("init", str(cm.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,602 @@
+//! The C ABI: called directly (threads, bad input), and through the shipped C, C++ and Python
+//! programs built with the system compilers against liblipo: the C example, the C++ example
+//! built from an installed prefix with pkg-config (and CMake when it is installed), the C
+//! training example (cancel and resume), the Python binding's tests, and valgrind over the C
+//! example linked to the inference-only library (built here without libtorch).
+
+use std::ffi::{c_char, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use lipo::ffi::*;
+use lipo::infer::{Predictor, PredictorOptions};
+use lipo::model::{Config, Model, ModelMeta, ModelParts};
+use lipo::tokenizer::SmilesTokenizer;
+
+mod common;
+
+const SMILES: [&str; 6] = [
+    "Cn1c(CN2CCN(CC2)c3ccc(Cl)cc3)nc4ccccc14",
+    "CCO",
+    "OC(=O)[C@@H](Cc1ccc(O)cc1)NC(=O)c2ccccc2",
+    "C/C=C\\c1ccccc1",
+    "N#Cc1ccccc1",
+    "CS(=O)(=O)c1ccc(cc1)C2=C(C(=O)OC2)c3ccccc3F",
+];
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    bundle: PathBuf,
+    /// ONNX Runtime predictions of SMILES through the Rust API.
+    expected: Vec<f64>,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let model = {
+            let _g = common::lock();
+            Model::new(
+                Config {
+                    initializer_range: 0.2,
+                    ..Config::tiny()
+                },
+                ModelParts {
+                    lm_head: false,
+                    num_labels: Some(1),
+                },
+                ModelMeta {
+                    label_name: Some("exp".into()),
+                    label_mean: 2.186,
+                    label_sd: 1.203,
+                    ..ModelMeta::default()
+                },
+                SmilesTokenizer::molformer(),
+                tch::Device::Cpu,
+                5,
+            )
+            .unwrap()
+        };
+        let folder = dir.path().join("model");
+        model.save(&folder).unwrap();
+        let bundle = dir.path().join("tiny.lipo");
+        lipo::export::export_model_dir(&folder, &bundle).unwrap();
+        let p = Predictor::open(
+            &bundle,
+            &PredictorOptions {
+                threads: 1,
+                batch_size: 1,
+                ..PredictorOptions::default()
+            },
+        )
+        .unwrap();
+        let expected = p
+            .predict(&SMILES)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        Fixture {
+            dir,
+            bundle,
+            expected,
+        }
+    })
+}
+
+/// target/release/deps, where cargo puts liblipo.so (the full library) for the tests.
+fn deps_dir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn full_library() -> PathBuf {
+    let lib = deps_dir().join("liblipo.so");
+    assert!(lib.is_file(), "{} was not built", lib.display());
+    lib
+}
+
+/// The inference-only liblipo (ort, no libtorch), built on first use in target/infer-only.
+fn inference_library() -> PathBuf {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let target = deps_dir().join("../../infer-only");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "build",
+                "--release",
+                "--lib",
+                "--no-default-features",
+                "--features",
+                "infer",
+                "--target-dir",
+            ])
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "building the inference-only library failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lib = target.join("release/liblipo.so");
+        assert!(lib.is_file());
+        lib
+    })
+    .clone()
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a program without the test harness's LD_LIBRARY_PATH (which names cargo's output
+/// folders, possibly holding another build of liblipo), so the rpath decides.
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+fn check(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Compiles a C example against the library in `lib` (its folder is the rpath).
+fn build_c(source: &str, lib: &Path, exe: &Path) {
+    let lib_dir = lib.parent().unwrap();
+    check(
+        Command::new("cc")
+            .arg("-std=c11")
+            .arg("-Wall")
+            .arg("-Werror")
+            .arg("-g")
+            .arg(root().join(source))
+            .arg("-I")
+            .arg(root().join("include"))
+            .arg(format!("-L{}", lib_dir.display()))
+            .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+            .arg("-llipo")
+            .arg("-o")
+            .arg(exe),
+    );
+}
+
+/// Checks "SMILES<TAB>value" lines against the Rust predictions.
+fn check_output(stdout: &[u8], expected: &[f64]) {
+    let text = String::from_utf8_lossy(stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{text}");
+    for ((line, smiles), want) in lines.iter().zip(SMILES).zip(expected) {
+        let (s, v) = line.split_once('\t').unwrap();
+        assert_eq!(s, smiles);
+        let v: f64 = v.parse().unwrap();
+        assert!((v - want).abs() < 1e-5, "{smiles}: {v} vs {want}");
+    }
+}
+
+fn last_error() -> String {
+    unsafe { CStr::from_ptr(lipo_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn open(path: &Path, options: &str) -> *mut LipoModel {
+    let p = cstring(path.to_str().unwrap());
+    let o = cstring(options);
+    let mut m = std::ptr::null_mut();
+    let s = unsafe { lipo_model_open_with(p.as_ptr(), o.as_ptr(), &mut m) };
+    assert_eq!(s, LipoStatus::Ok, "{}", last_error());
+    m
+}
+
+/// A handle shared by threads in the test.
+struct Shared(*mut LipoModel);
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+#[test]
+fn eight_threads_share_one_model_and_agree_with_one_thread() {
+    let f = fixture();
+    let model = Shared(open(&f.bundle, r#"{"threads": 1, "sessions": 3}"#));
+    let inputs: Vec<CString> = SMILES.iter().map(|s| cstring(s)).collect();
+    let single: Vec<f64> = inputs
+        .iter()
+        .map(|s| {
+            let mut v = 0.0;
+            assert_eq!(
+                unsafe { lipo_predict(model.0, s.as_ptr(), &mut v) },
+                LipoStatus::Ok
+            );
+            v
+        })
+        .collect();
+    for (a, b) in single.iter().zip(&f.expected) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (model, inputs, single) = (&model, &inputs, &single);
+            scope.spawn(move || {
+                for i in 0..1000 {
+                    let k = (i + t) % inputs.len();
+                    let mut v = f64::NAN;
+                    let s = unsafe { lipo_predict(model.0, inputs[k].as_ptr(), &mut v) };
+                    assert_eq!(s, LipoStatus::Ok, "{}", last_error());
+                    assert_eq!(v, single[k], "thread {t}, call {i}, {:?}", inputs[k]);
+                }
+            });
+        }
+    });
+    unsafe { lipo_model_close(model.0) };
+}
+
+#[test]
+fn batch_reports_each_molecule_and_keeps_going() {
+    let f = fixture();
+    let model = open(&f.bundle, "{}");
+    let owned: Vec<CString> = ["CCO", "not_a_smiles", "N#Cc1ccccc1"]
+        .iter()
+        .map(|s| cstring(s))
+        .collect();
+    let bad_utf8 = [b'C', 0xff, 0];
+    let mut ptrs: Vec<*const c_char> = owned.iter().map(|s| s.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    ptrs.push(bad_utf8.as_ptr().cast());
+    let mut values = vec![0.0; ptrs.len()];
+    let mut statuses = vec![LipoStatus::Internal; ptrs.len()];
+    let s = unsafe {
+        lipo_predict_batch(
+            model,
+            ptrs.as_ptr(),
+            ptrs.len(),
+            values.as_mut_ptr(),
+            statuses.as_mut_ptr(),
+        )
+    };
+    assert_eq!(s, LipoStatus::Ok);
+    assert_eq!(
+        statuses,
+        [
+            LipoStatus::Ok,
+            LipoStatus::InvalidSmiles,
+            LipoStatus::Ok,
+            LipoStatus::InvalidArgument,
+            LipoStatus::InvalidArgument
+        ]
+    );
+    assert!(last_error().contains("molecule 1") && last_error().contains("not_a_smiles"));
+    assert!((values[0] - f.expected[1]).abs() < 1e-5);
+    assert!((values[2] - f.expected[4]).abs() < 1e-5);
+    assert!(values[1].is_nan() && values[3].is_nan());
+    // Without a statuses array, a failed molecule is the call's status.
+    let s = unsafe {
+        lipo_predict_batch(
+            model,
+            ptrs.as_ptr(),
+            2,
+            values.as_mut_ptr(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(s, LipoStatus::InvalidSmiles);
+    unsafe { lipo_model_close(model) };
+}
+
+#[test]
+fn null_pointers_bad_strings_and_bad_files_are_errors_not_crashes() {
+    let f = fixture();
+    let model = open(&f.bundle, "{}");
+    let mut v = 0.0;
+    let cco = cstring("CCO");
+    unsafe {
+        assert_eq!(
+            lipo_predict(std::ptr::null(), cco.as_ptr(), &mut v),
+            LipoStatus::InvalidArgument
+        );
+        assert!(last_error().contains("model"), "{}", last_error());
+        assert_eq!(
+            lipo_predict(model, std::ptr::null(), &mut v),
+            LipoStatus::InvalidArgument
+        );
+        assert!(last_error().contains("smiles"));
+        assert_eq!(
+            lipo_predict(model, cco.as_ptr(), std::ptr::null_mut()),
+            LipoStatus::InvalidArgument
+        );
+        let bad = cstring("not_a_smiles");
+        assert_eq!(
+            lipo_predict(model, bad.as_ptr(), &mut v),
+            LipoStatus::InvalidSmiles
+        );
+        assert!(v.is_nan());
+        assert!(last_error().contains("not_a_smiles"), "{}", last_error());
+        assert_eq!(lipo_predict(model, cco.as_ptr(), &mut v), LipoStatus::Ok);
+        assert_eq!(last_error(), "");
+
+        let mut m = std::ptr::null_mut();
+        let missing = cstring("/nonexistent/model.lipo");
+        let s = lipo_model_open(missing.as_ptr(), &mut m);
+        assert_ne!(s, LipoStatus::Ok);
+        assert!(m.is_null());
+        assert!(
+            last_error().contains("/nonexistent/model.lipo"),
+            "{}",
+            last_error()
+        );
+        let opts = cstring(r#"{"thread": 2}"#);
+        let path = cstring(f.bundle.to_str().unwrap());
+        let s = lipo_model_open_with(path.as_ptr(), opts.as_ptr(), &mut m);
+        assert_eq!(s, LipoStatus::InvalidArgument);
+        assert!(last_error().contains("thread"), "{}", last_error());
+
+        let mut info = std::ptr::null_mut();
+        assert_eq!(lipo_model_info(model, &mut info), LipoStatus::Ok);
+        let text = CStr::from_ptr(info).to_str().unwrap().to_string();
+        lipo_string_free(info);
+        assert!(text.contains("\"regression\""), "{text}");
+
+        let job = cstring(
+            r#"{"command": "finetune", "out": "x", "run": {"data": "d.csv", "init": {"model": "m"}, "train": {"epoch": 3}}}"#,
+        );
+        let mut report = std::ptr::null_mut();
+        assert_eq!(
+            lipo_train(job.as_ptr(), None, std::ptr::null_mut(), &mut report),
+            LipoStatus::InvalidArgument
+        );
+        assert!(report.is_null());
+        assert!(last_error().contains("epoch"), "{}", last_error());
+        let out = cstring(f.dir.path().join("never.lipo").to_str().unwrap());
+        assert_ne!(lipo_export(missing.as_ptr(), out.as_ptr()), LipoStatus::Ok);
+        assert!(
+            last_error().contains("/nonexistent/model.lipo"),
+            "{}",
+            last_error()
+        );
+        lipo_model_close(model);
+        lipo_model_close(std::ptr::null_mut());
+        lipo_string_free(std::ptr::null_mut());
+    }
+}
+
+#[test]
+fn c_example_predicts_from_arguments_and_stdin_and_prints_the_error() {
+    let f = fixture();
+    let exe = f.dir.path().join("predict_c");
+    build_c("examples/predict.c", &full_library(), &exe);
+    let out = run(Command::new(&exe)
+        .arg(&f.bundle)
+        .args(SMILES)
+        .arg("not_a_smiles"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    check_output(&out.stdout, &f.expected);
+    assert!(
+        err.contains("not_a_smiles\terror (invalid SMILES): invalid SMILES \"not_a_smiles\""),
+        "{err}"
+    );
+    let mut child = Command::new(&exe)
+        .env_remove("LD_LIBRARY_PATH")
+        .arg(&f.bundle)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{}", SMILES.join("\n")).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    check_output(&out.stdout, &f.expected);
+}
+
+#[test]
+fn cpp_example_builds_from_an_installed_prefix_with_pkg_config() {
+    let f = fixture();
+    let prefix = f.dir.path().join("prefix");
+    check(
+        Command::new("bash")
+            .arg(root().join("scripts/install.sh"))
+            .arg(&prefix)
+            .arg(full_library()),
+    );
+    let pc = prefix.join("lib/pkgconfig");
+    let flags = check(
+        Command::new("pkg-config")
+            .env("PKG_CONFIG_PATH", &pc)
+            .args(["--cflags", "--libs", "lipo"]),
+    );
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let exe = f.dir.path().join("predict_cpp");
+    check(
+        Command::new("c++")
+            .args(["-std=c++17", "-Wall", "-Werror"])
+            .arg(root().join("examples/predict.cpp"))
+            .args(flags.split_whitespace())
+            .arg("-o")
+            .arg(&exe),
+    );
+    let out = run(Command::new(&exe)
+        .arg(&f.bundle)
+        .args(SMILES)
+        .arg("not_a_smiles"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    check_output(&out.stdout, &f.expected);
+    assert!(
+        err.contains("not_a_smiles\terror (invalid SMILES): invalid SMILES \"not_a_smiles\""),
+        "{err}"
+    );
+    // The same examples through the CMake package, where CMake is installed.
+    if Command::new("cmake").arg("--version").output().is_ok() {
+        let build = f.dir.path().join("cmake-build");
+        check(
+            Command::new("cmake")
+                .arg("-S")
+                .arg(root().join("examples"))
+                .arg("-B")
+                .arg(&build)
+                .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display())),
+        );
+        check(Command::new("cmake").arg("--build").arg(&build));
+        let out = run(Command::new(build.join("predict_cpp"))
+            .arg(&f.bundle)
+            .args(SMILES));
+        assert!(out.status.success());
+        check_output(&out.stdout, &f.expected);
+    } else {
+        eprintln!("cmake is not installed: the CMake package was not exercised");
+    }
+}
+
+#[test]
+fn c_training_example_cancels_resumes_exports_and_predicts() {
+    let f = fixture();
+    let exe = f.dir.path().join("train_c");
+    build_c("examples/train.c", &full_library(), &exe);
+    let table = f.dir.path().join("toy.csv");
+    common::write_toy_table(&table, 40);
+    let work = f.dir.path().join("c-train");
+    let out = run(Command::new(&exe).arg(&table).arg(&work).arg("2").arg("3"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("cancelled after 3 steps"), "{text}");
+    let out = check(Command::new(&exe).arg(&table).arg(&work).arg("2"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"event\":\"epoch\""), "{text}");
+    assert!(text.contains("not_a_smiles\tinvalid SMILES"), "{text}");
+    assert!(
+        text.contains("first failure: molecule 1: invalid SMILES"),
+        "{text}"
+    );
+    let preds: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("c1ccccc1Cl\t") || l.starts_with("CCO\t"))
+        .map(|l| l.split('\t').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(preds.len(), 2, "{text}");
+    assert!(preds.iter().all(|p| p.is_finite()));
+    assert!(work.join("model.lipo/model.onnx").is_file());
+}
+
+#[test]
+fn python_binding_tests_pass() {
+    let f = fixture();
+    let table = f.dir.path().join("py-toy.csv");
+    common::write_toy_table(&table, 40);
+    let expected: serde_json::Map<String, serde_json::Value> = SMILES
+        .iter()
+        .zip(&f.expected)
+        .map(|(s, v)| (s.to_string(), (*v).into()))
+        .collect();
+    let out = run(Command::new("python3")
+        .args(["-m", "unittest", "-v", "test_lipo"])
+        .current_dir(root().join("bindings/python/tests"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("LIPO_LIBRARY", full_library())
+        .env("LIPO_TEST_BUNDLE", &f.bundle)
+        .env("LIPO_TEST_TABLE", &table)
+        .env(
+            "LIPO_TEST_EXPECTED",
+            serde_json::Value::Object(expected).to_string(),
+        ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("skipped"), "{err}");
+}
+
+#[test]
+fn valgrind_sees_no_leaks_or_invalid_accesses_in_the_c_example() {
+    let f = fixture();
+    let lib = inference_library();
+    let exe = f.dir.path().join("predict_c_infer");
+    build_c("examples/predict.c", &lib, &exe);
+    let log = f.dir.path().join("valgrind.log");
+    let out = run(Command::new("valgrind")
+        .args([
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--error-exitcode=99",
+        ])
+        .arg(format!(
+            "--suppressions={}",
+            root().join("tests/valgrind/onnxruntime.supp").display()
+        ))
+        .arg(format!("--log-file={}", log.display()))
+        .arg(&exe)
+        .arg(&f.bundle)
+        .args(&SMILES[..2])
+        .arg("not_a_smiles"));
+    let report = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    check_output(&out.stdout, &f.expected[..2]);
+    assert!(report.contains("ERROR SUMMARY: 0 errors"), "{report}");
+    assert!(!report.contains("Invalid read") && !report.contains("Invalid write"));
+    assert!(report.contains("definitely lost: 0 bytes"), "{report}");
+}
+
+#[test]
+fn inference_only_library_has_no_libtorch() {
+    let lib = inference_library();
+    let out = check(Command::new("readelf").arg("-d").arg(&lib));
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    assert!(!dynamic.contains("libtorch"), "{dynamic}");
+    let size = std::fs::metadata(&lib).unwrap().len();
+    eprintln!(
+        "inference-only {}: {:.1} MB",
+        lib.display(),
+        size as f64 / 1e6
+    );
+}
+
+#[test]
+fn python_and_rust_examples_predict_and_name_the_bad_smiles() {
+    let f = fixture();
+    let python = run(Command::new("python3")
+        .arg(root().join("examples/predict.py"))
+        .arg(&f.bundle)
+        .args(SMILES)
+        .arg("not_a_smiles")
+        .env("PYTHONPATH", root().join("bindings/python"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("LIPO_LIBRARY", full_library()));
+    // `cargo test` builds the examples beside the test binaries' folder.
+    let rust_example = deps_dir().join("../examples/predict");
+    assert!(
+        rust_example.is_file(),
+        "{} is missing: plain `cargo test --release` builds it (or `cargo build --release --examples`)",
+        rust_example.display()
+    );
+    let rust = run(Command::new(rust_example)
+        .arg(&f.bundle)
+        .args(SMILES)
+        .arg("not_a_smiles"));
+    for out in [python, rust] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        check_output(&out.stdout, &f.expected);
+        assert!(err.contains("invalid SMILES \"not_a_smiles\""), "{err}");
+    }
+}

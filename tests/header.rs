@@ -1,0 +1,81 @@
+//! `include/lipo.h` is generated from src/ffi by cbindgen: a header that no longer matches
+//! the Rust source fails here. `LIPO_BLESS=1 cargo test --release --test header` rewrites it.
+
+use std::path::Path;
+
+fn generate() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut sources: Vec<_> = std::fs::read_dir(root.join("src/ffi"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    sources.sort();
+    let mut builder = cbindgen::Builder::new()
+        .with_config(config)
+        .with_after_include(format!(
+            "\n/** lipo's version when this header was generated. */\n#define LIPO_VERSION_STRING \"{}\"",
+            env!("CARGO_PKG_VERSION")
+        ));
+    for s in &sources {
+        builder = builder.with_src(s);
+    }
+    let mut out = Vec::new();
+    builder
+        .generate()
+        .expect("cbindgen could not parse src/ffi")
+        .write(&mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn header_matches_the_rust_source() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("include/lipo.h");
+    let fresh = generate();
+    if std::env::var_os("LIPO_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &fresh).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "include/lipo.h is stale: run `LIPO_BLESS=1 cargo test --release --test header` and commit it"
+    );
+}
+
+#[test]
+fn header_documents_every_function() {
+    let h = generate();
+    for f in [
+        "lipo_version",
+        "lipo_abi_version",
+        "lipo_last_error",
+        "lipo_status_name",
+        "lipo_string_free",
+        "lipo_model_open",
+        "lipo_model_open_with",
+        "lipo_model_close",
+        "lipo_model_info",
+        "lipo_predict",
+        "lipo_predict_batch",
+        "lipo_train",
+        "lipo_export",
+    ] {
+        let lines: Vec<&str> = h.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| {
+                l.contains(&format!("{f}("))
+                    && !l.starts_with(|c: char| c.is_whitespace() || "/*#".contains(c))
+            })
+            .unwrap_or_else(|| panic!("{f} is not declared in the header"));
+        assert!(
+            at > 0 && lines[at - 1].trim() == "*/",
+            "{f} has no doc comment right above it"
+        );
+    }
+    assert!(h.contains("LIPO_STATUS_INVALID_SMILES"));
+    assert!(h.contains("typedef struct LipoModel LipoModel;"));
+}
