@@ -600,3 +600,74 @@ fn python_and_rust_examples_predict_and_name_the_bad_smiles() {
         assert!(err.contains("invalid SMILES \"not_a_smiles\""), "{err}");
     }
 }
+
+unsafe extern "C" fn count_steps(event: *const c_char, user: *mut std::ffi::c_void) -> i32 {
+    let text = CStr::from_ptr(event).to_str().unwrap();
+    let v: serde_json::Value = serde_json::from_str(text).unwrap();
+    if v["event"] == "step" {
+        *(user as *mut u64) += 1;
+    }
+    0
+}
+
+fn train_job(job: &serde_json::Value) -> (u64, serde_json::Value) {
+    let text = cstring(&job.to_string());
+    let mut steps = 0u64;
+    let mut report = std::ptr::null_mut();
+    let s = {
+        let _g = common::lock();
+        unsafe {
+            lipo_train(
+                text.as_ptr(),
+                Some(count_steps),
+                (&mut steps as *mut u64).cast(),
+                &mut report,
+            )
+        }
+    };
+    assert_eq!(s, LipoStatus::Ok, "{}", last_error());
+    let r = unsafe { CStr::from_ptr(report) }.to_str().unwrap().to_string();
+    unsafe { lipo_string_free(report) };
+    (steps, serde_json::from_str(&r).unwrap())
+}
+
+#[test]
+fn train_runs_mlm_and_peft_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("toy.csv");
+    common::write_toy_table(&table, 40);
+    let tiny = serde_json::json!({"hidden_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "intermediate_size": 64, "num_random_features": 16});
+    let (steps, r) = train_job(&serde_json::json!({
+        "command": "mlm", "out": dir.path().join("mlm"), "device": "cpu", "threads": 1,
+        "run": {"corpus": table, "init": {"random": tiny},
+                "mlm": {"max_steps": 4, "batch_size": 8, "valid_size": 8, "warmup_steps": 1,
+                        "eval_every": 2, "checkpoint_every": 2}}
+    }));
+    assert_eq!(r["command"], "mlm");
+    assert_eq!(r["report"]["steps"], 4);
+    assert_eq!(steps, 4);
+    let mlm_model = r["model"].as_str().unwrap().to_string();
+    assert!(Path::new(&mlm_model).join("config.json").is_file());
+    // LoRA on the MLM model, exported with its adapters merged.
+    let (steps, r) = train_job(&serde_json::json!({
+        "command": "finetune", "out": dir.path().join("lora"), "device": "cpu", "threads": 1,
+        "export": dir.path().join("lora.lipo"),
+        "run": {"data": table, "init": {"model": mlm_model},
+                "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3,
+                          "peft": {"method": "lora", "r": 4}}}
+    }));
+    assert!(steps > 0);
+    assert_eq!(r["report"]["peft"]["method"], "lora");
+    assert_eq!(r["report"]["peft"]["r"], 4);
+    let bundle = r["bundle"].as_str().unwrap();
+    let model = open(Path::new(bundle), "{}");
+    let mut v = f64::NAN;
+    let cco = cstring("CCO");
+    assert_eq!(
+        unsafe { lipo_predict(model, cco.as_ptr(), &mut v) },
+        LipoStatus::Ok
+    );
+    assert!(v.is_finite());
+    unsafe { lipo_model_close(model) };
+}
