@@ -2,3 +2,4 @@
 
 pub mod influence;
 pub mod peft;
+pub mod table2;
