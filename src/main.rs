@@ -30,6 +30,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The whole study (Tables 1–3, best model exported to ONNX and checked) with a report;
+    /// `--quick` for a smoke test.
+    Study(cli::study::StudyArgs),
+    /// Data sets: `lipo data fetch` downloads MoleculeNet Lipophilicity (SHA-256 checked).
+    #[command(subcommand)]
+    Data(cli::study::DataCmd),
     /// Fine-tune a regression head and the encoder on a labelled table (Task 1.1).
     Finetune(FinetuneArgs),
     /// Masked-language-model training on a SMILES corpus (pre-training or domain MLM).
@@ -379,6 +385,8 @@ fn run(cli: Cli) -> Result<()> {
     });
     tch::set_num_threads(threads);
     match cli.cmd {
+        Cmd::Study(a) => cli::study::study(a, threads),
+        Cmd::Data(c) => cli::study::data(c),
         Cmd::Finetune(a) => finetune(a),
         Cmd::Mlm(a) => mlm(a),
         Cmd::Influence(a) => cli::influence::influence(a),

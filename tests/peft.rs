@@ -358,6 +358,7 @@ fn compare_peft_writes_table_json_and_figures_and_reuses_runs() {
         },
         lora: LoraConfig::default(),
         epochs: Some(1),
+        peft_epochs: None,
         quick: false,
     };
     let out = dir.path().join("cmp");

@@ -92,6 +92,25 @@ impl Table2Config {
         }
     }
 
+    /// The "no external data" run of `seed` (also the model whose influence is scored).
+    pub fn base_run(&self, seed: u64) -> FinetuneRun {
+        self.run(seed, None)
+    }
+
+    /// A run of `seed` whose training split gets the rows of `extra`.
+    pub fn run(&self, seed: u64, extra: Option<ExtraTable>) -> FinetuneRun {
+        FinetuneRun {
+            data: self.data.clone(),
+            table: self.table.clone(),
+            init: self.init.clone(),
+            train: FinetuneConfig {
+                seed,
+                ..self.finetune.clone()
+            },
+            extra,
+        }
+    }
+
     /// The rows of the table after "no external data": name, label and selection.
     pub fn selections(&self, seed: u64) -> Vec<(&'static str, String, Selection)> {
         let pct = format!("{:.0} %", self.fraction * 100.0);
@@ -239,16 +258,7 @@ pub fn table2(
     let mut first_scores: Option<ScoreReport> = None;
     for &seed in &cfg.seeds {
         let dir = out.join(format!("seed{seed}"));
-        let run = |extra: Option<ExtraTable>| FinetuneRun {
-            data: cfg.data.clone(),
-            table: cfg.table.clone(),
-            init: cfg.init.clone(),
-            train: FinetuneConfig {
-                seed,
-                ..cfg.finetune.clone()
-            },
-            extra,
-        };
+        let run = |extra: Option<ExtraTable>| cfg.run(seed, extra);
         let say = |m: &mut dyn Monitor, what: &str| {
             m.event(&Event::Message {
                 text: format!("table 2, seed {seed}: {what}"),

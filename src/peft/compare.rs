@@ -58,6 +58,9 @@ pub struct CompareConfig {
     pub lora: LoraConfig,
     /// Epochs of every method instead of the presets.
     pub epochs: Option<usize>,
+    /// Epochs of the PEFT methods only (BitFit, LoRA, IA3), overriding `epochs` and the
+    /// presets; the full fine-tune keeps its own.
+    pub peft_epochs: Option<usize>,
     /// A tenth of each method's epochs (at least one): a smoke test, not a result.
     pub quick: bool,
 }
@@ -103,6 +106,9 @@ impl CompareConfig {
             }
             if self.quick {
                 m.epochs = m.epochs.div_ceil(10).max(1);
+            }
+            if let (Some(e), Some(_)) = (self.peft_epochs, &m.peft) {
+                m.epochs = e;
             }
         }
         out
@@ -606,6 +612,7 @@ mod tests {
             full: FinetuneConfig::default(),
             lora: LoraConfig::default(),
             epochs: None,
+            peft_epochs: None,
             quick: false,
         };
         let m = cfg.methods();
@@ -616,6 +623,12 @@ mod tests {
         assert_eq!(got[3], ("ia3".into(), 20, 5e-6));
         let quick = CompareConfig { quick: true, ..cfg };
         assert_eq!(quick.methods()[1].epochs, 3);
+        let peft_only = CompareConfig {
+            peft_epochs: Some(1),
+            ..quick
+        };
+        let e: Vec<usize> = peft_only.methods().iter().map(|m| m.epochs).collect();
+        assert_eq!(e, [2, 1, 1, 1]);
         assert_eq!(human(294912), "294,912");
         assert_eq!(
             windowed(&[(1.0, 1.0), (2.0, 3.0), (3.0, 5.0)], 2),
