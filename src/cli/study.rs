@@ -93,7 +93,13 @@ fn torch_version() -> Option<String> {
 fn environment(threads: i32, device: &str) -> Vec<(String, String)> {
     let mut env = vec![("lipo".to_string(), lipo::VERSION.to_string())];
     if let Ok(out) = std::process::Command::new("git")
-        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"])
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short",
+            "HEAD",
+        ])
         .output()
     {
         if out.status.success() {
@@ -132,13 +138,7 @@ pub fn study(a: StudyArgs, threads: i32) -> Result<()> {
         crate::cli::peft::run_in_child(&exe, threads, &dev, run, out)
     };
     let command = std::env::args()
-        .map(|s| {
-            if s.contains(' ') {
-                format!("'{s}'")
-            } else {
-                s
-            }
-        })
+        .map(|s| if s.contains(' ') { format!("'{s}'") } else { s })
         .collect::<Vec<_>>()
         .join(" ");
     eprintln!(

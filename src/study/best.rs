@@ -115,7 +115,10 @@ pub fn export_and_check(
     if let Some(&bad) = split.test.iter().find(|&&r| r >= table.records.len()) {
         return Err(Error::BadFile {
             path: run.data.clone(),
-            reason: format!("the split of {} names row {bad}, which it lacks", dir.display()),
+            reason: format!(
+                "the split of {} names row {bad}, which it lacks",
+                dir.display()
+            ),
         });
     }
     let seqs: Vec<&[u32]> = split
@@ -166,7 +169,7 @@ pub fn export_and_check(
         tolerance,
     };
     fsutil::write_json(&out.join(files::BEST_JSON), &best)?;
-    if !(max_abs_diff <= tolerance) {
+    if max_abs_diff.is_nan() || max_abs_diff > tolerance {
         return Err(Error::model(
             &bundle,
             format!(

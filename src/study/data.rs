@@ -116,7 +116,12 @@ pub fn fetch(url: &str, dest: &Path, sha256: &str) -> Result<PathBuf> {
         ),
         (
             "wget",
-            vec!["-q".into(), "-O".into(), part.display().to_string(), url.into()],
+            vec![
+                "-q".into(),
+                "-O".into(),
+                part.display().to_string(),
+                url.into(),
+            ],
         ),
     ];
     let mut failures = Vec::new();
@@ -164,12 +169,22 @@ mod tests {
     #[test]
     fn missing_tables_say_what_goes_where() {
         let dir = tempfile::tempdir().unwrap();
-        let e = locate(None, None, Some(dir.path())).unwrap_err().to_string();
+        let e = locate(None, None, Some(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(&dir.path().join("lipophilicity.csv").display().to_string()));
-        assert!(e.contains("CMPD_CHEMBLID,exp,smiles") && e.contains("lipo data fetch"), "{e}");
+        assert!(
+            e.contains("CMPD_CHEMBLID,exp,smiles") && e.contains("lipo data fetch"),
+            "{e}"
+        );
         std::fs::write(dir.path().join("lipophilicity.csv"), "x").unwrap();
-        let e = locate(None, None, Some(dir.path())).unwrap_err().to_string();
-        assert!(e.contains("external.csv") && e.contains("SMILES,Label"), "{e}");
+        let e = locate(None, None, Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("external.csv") && e.contains("SMILES,Label"),
+            "{e}"
+        );
         let e = locate(None, None, None).unwrap_err().to_string();
         assert!(e.contains("LIPO_DATA_DIR") && e.contains("--data"), "{e}");
         std::fs::write(dir.path().join("external.csv"), "x").unwrap();

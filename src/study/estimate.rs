@@ -89,7 +89,9 @@ pub fn estimate(cfg: &StudyConfig, device: Device) -> Result<Estimate> {
     let tok = crate::tokenizer::SmilesTokenizer::molformer();
     let opts = TableOptions::default();
     let table = data::read_table(&cfg.data, &tok, &opts, true)?;
-    let ext = data::read_table(&cfg.external, &tok, &opts, true)?.records.len() as f64;
+    let ext = data::read_table(&cfg.external, &tok, &opts, true)?
+        .records
+        .len() as f64;
     let sample: Vec<Vec<u32>> = table
         .records
         .iter()
@@ -101,7 +103,11 @@ pub fn estimate(cfg: &StudyConfig, device: Device) -> Result<Estimate> {
     let ft = &cfg.finetune;
     let split = |rows: f64| {
         let train = rows * (1.0 - ft.test_frac);
-        (train * (1.0 - ft.valid_frac), train * ft.valid_frac, rows * ft.test_frac)
+        (
+            train * (1.0 - ft.valid_frac),
+            train * ft.valid_frac,
+            rows * ft.test_frac,
+        )
     };
     // One run: epochs × (training passes + validation forward passes ≈ a third of a step)
     // plus the test forward pass.
@@ -113,11 +119,11 @@ pub fn estimate(cfg: &StudyConfig, device: Device) -> Result<Estimate> {
     let t3 = cfg.table3_regression();
     let peft_epochs: usize = t3.methods().iter().skip(1).map(|m| m.epochs).sum();
     let full_epochs = ft.epochs;
-    let t1 = seeds
-        * (3.0 * run(full_epochs, tr, va, te)
-            + cfg.domain_mlm.epochs as f64 * tr / rate);
+    let t1 =
+        seeds * (3.0 * run(full_epochs, tr, va, te) + cfg.domain_mlm.epochs as f64 * tr / rate);
     let lissa = &cfg.score.lissa;
-    let hvp_rows = (lissa.depth * lissa.repeats.max(1) + 20) as f64 * lissa.batch_size.max(1) as f64;
+    let hvp_rows =
+        (lissa.depth * lissa.repeats.max(1) + 20) as f64 * lissa.batch_size.max(1) as f64;
     let influence = (3.0 * hvp_rows + 2.0 * (va + ext) + tr / 3.0) / rate;
     let t2 = seeds
         * (run(full_epochs, tr + ext, va, te)

@@ -95,10 +95,22 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
     s.push_str(&r.table2.markdown);
     s.push('\n');
     for (f, cap) in [
-        ("table2_influence_hist.png", "Helpfulness of the external molecules (first seed)"),
-        ("table2_influence_vs_label.png", "Helpfulness vs label (first seed)"),
-        ("table2_valid_loss.png", "Validation loss per epoch of every row"),
-        ("table2_train_loss.png", "Training loss per epoch of every row"),
+        (
+            "table2_influence_hist.png",
+            "Helpfulness of the external molecules (first seed)",
+        ),
+        (
+            "table2_influence_vs_label.png",
+            "Helpfulness vs label (first seed)",
+        ),
+        (
+            "table2_valid_loss.png",
+            "Validation loss per epoch of every row",
+        ),
+        (
+            "table2_train_loss.png",
+            "Training loss per epoch of every row",
+        ),
     ] {
         figure(&mut s, out, &format!("table2/{f}"), cap);
     }
@@ -154,7 +166,12 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
         b.max_abs_diff,
         b.tolerance
     ));
-    figure(&mut s, out, "best-model/parity.png", "Predicted vs measured (test split)");
+    figure(
+        &mut s,
+        out,
+        "best-model/parity.png",
+        "Predicted vs measured (test split)",
+    );
     figure(&mut s, out, "best-model/residuals.png", "Test residuals");
 
     s.push_str("## Timing\n\n| stage | estimated | measured | |\n|---|---|---|---|\n");
@@ -190,7 +207,10 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
     s.push_str(&format!("- seeds: {:?}\n", c.seeds));
     s.push_str(&format!("- Lipophilicity: {}\n", sha_line(&c.data)));
     s.push_str(&format!("- external set: {}\n", sha_line(&c.external)));
-    s.push_str(&format!("- pre-trained model: `{}`\n", c.pretrained.display()));
+    s.push_str(&format!(
+        "- pre-trained model: `{}`\n",
+        c.pretrained.display()
+    ));
     for (k, v) in &r.environment {
         s.push_str(&format!("- {k}: {v}\n"));
     }
