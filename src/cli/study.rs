@@ -28,7 +28,7 @@ pub struct StudyArgs {
     /// Comma-separated seeds (default 0,1,2; with --quick 0).
     #[arg(long, value_delimiter = ',')]
     seeds: Option<Vec<u64>>,
-    /// Fine-tuning epochs of Tables 1–3 (default 20; with --quick 2).
+    /// Fine-tuning epochs of Tables 1–3 (default 20; with --quick 1).
     #[arg(long)]
     epochs: Option<usize>,
     /// Domain-MLM epochs of Table 1 (default 20; with --quick 1).

@@ -110,15 +110,15 @@ impl StudyConfig {
         }
     }
 
-    /// `--quick`: seed 0 only, 2 fine-tuning epochs, 1 epoch of domain MLM and of each PEFT
-    /// method — a smoke test of the whole pipeline, not a result.
+    /// `--quick`: seed 0 only, 1 epoch of every fine-tune, of domain MLM and of each PEFT
+    /// method — a smoke test of the whole pipeline, not a result (≤ 15 min on 2 CPU cores).
     pub fn quick(data: PathBuf, external: PathBuf, pretrained: PathBuf) -> Self {
         let full = Self::full(data, external, pretrained);
         StudyConfig {
             seeds: vec![0],
             quick: true,
             finetune: FinetuneConfig {
-                epochs: 2,
+                epochs: 1,
                 ..full.finetune.clone()
             },
             domain_mlm: domain_mlm_defaults(1),
