@@ -320,8 +320,8 @@ pub fn to_html(md: &str, base: &Path) -> Result<String> {
         } else if let Some(t) = l.strip_prefix("# ") {
             h.push_str(&format!("<h1>{}</h1>\n", inline(t)));
             i += 1;
-        } else if l.starts_with("![") {
-            let (alt, rest) = l[2..].split_once("](").unwrap_or(("", ""));
+        } else if let Some(img) = l.strip_prefix("![") {
+            let (alt, rest) = img.split_once("](").unwrap_or(("", ""));
             let rel = rest.trim_end_matches(')');
             let path = base.join(rel);
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
