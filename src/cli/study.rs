@@ -16,9 +16,10 @@ pub struct StudyArgs {
     /// The study's external set, SMILES,Label (default: $LIPO_DATA_DIR/external.csv).
     #[arg(long)]
     external: Option<PathBuf>,
-    /// Study folder: one folder per stage, study.json, report.md, report.html.
-    #[arg(long, default_value = "runs/study")]
-    out: PathBuf,
+    /// Study folder: one folder per stage, study.json, report.md, report.html (default: the
+    /// folder of --config, else runs/study).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Re-run the study described by this study.json (data flags and settings are ignored).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -46,6 +47,16 @@ pub struct StudyArgs {
 }
 
 impl StudyArgs {
+    fn out(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            self.config
+                .as_deref()
+                .and_then(Path::parent)
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("runs/study"), Path::to_path_buf)
+        })
+    }
+
     fn resolve(&self) -> Result<StudyConfig> {
         if let Some(p) = &self.config {
             return Ok(lipo::fsutil::read_json(p)?);
@@ -131,6 +142,7 @@ fn environment(threads: i32, device: &str) -> Vec<(String, String)> {
 /// Runs `lipo study`.
 pub fn study(a: StudyArgs, threads: i32) -> Result<()> {
     let cfg = a.resolve()?;
+    let out = a.out();
     let device = lipo::device::parse(&a.device)?;
     let exe = std::env::current_exe().context("locating the lipo executable")?;
     let dev = a.device.clone();
@@ -143,7 +155,7 @@ pub fn study(a: StudyArgs, threads: i32) -> Result<()> {
         .join(" ");
     eprintln!(
         "study in {} on {} ({} seed(s){})",
-        a.out.display(),
+        out.display(),
         lipo::device::describe(device),
         cfg.seeds.len(),
         if cfg.quick { ", --quick" } else { "" }
@@ -151,7 +163,7 @@ pub fn study(a: StudyArgs, threads: i32) -> Result<()> {
     let mut monitor = crate::CliMonitor::new();
     let r = study::run(
         &cfg,
-        &a.out,
+        &out,
         StudyOptions {
             device,
             runner: &mut runner,
@@ -168,8 +180,8 @@ pub fn study(a: StudyArgs, threads: i32) -> Result<()> {
     println!(
         "study finished ({} of stage time); report: {} and {}",
         study::estimate::human_seconds(total),
-        a.out.join(study::files::REPORT_MD).display(),
-        a.out.join(study::files::REPORT_HTML).display()
+        out.join(study::files::REPORT_MD).display(),
+        out.join(study::files::REPORT_HTML).display()
     );
     Ok(())
 }

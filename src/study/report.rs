@@ -42,7 +42,7 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
     );
     if c.quick {
         s.push_str(&format!(
-            "**`--quick`: seed {:?} only, {} fine-tuning epochs, {} domain-MLM epoch(s), {} \
+            "**`--quick`: seed {:?} only, {} fine-tuning epoch(s), {} domain-MLM epoch(s), {} \
              epoch(s) per PEFT method. This is a smoke test of the pipeline, not a result: no \
              difference below can be judged against a spread.**\n\n",
             c.seeds,
@@ -130,6 +130,14 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
         s.push_str(&format!("## {title}\n\n"));
         s.push_str(&compare::markdown(cmp));
         s.push('\n');
+        if dir == "table3-regression" {
+            s.push_str(
+                "The full row is Table 1's pre-trained run when their settings agree (computed \
+                 once, inside the study's own process): its test metrics and wall time compare \
+                 with the PEFT rows, its peak-RSS growth does not (each PEFT run had a process \
+                 of its own).\n\n",
+            );
+        }
         for (f, cap) in [
             ("eval_loss.png", "Evaluation loss"),
             ("train_loss.png", "Training loss"),
