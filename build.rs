@@ -11,6 +11,8 @@ fn main() {
         return;
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    // For reports: the libtorch folder, whose ../version.py names the torch version.
+    println!("cargo:rustc-env=LIPO_LIBTORCH_LIB={lib}");
     let cuda = Path::new(&lib).join("libtorch_cuda.so");
     if cuda.exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");

@@ -43,6 +43,8 @@ pub mod rng;
 #[cfg(feature = "train")]
 pub mod selection;
 pub mod smiles_stream;
+#[cfg(all(feature = "train", feature = "export", feature = "infer"))]
+pub mod study;
 pub mod tokenizer;
 #[cfg(feature = "train")]
 pub mod train;

@@ -30,6 +30,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The whole study (Tables 1–3, best model exported to ONNX and checked) with a report;
+    /// `--quick` for a smoke test.
+    Study(cli::study::StudyArgs),
+    /// Data sets: `lipo data fetch` downloads MoleculeNet Lipophilicity (SHA-256 checked).
+    #[command(subcommand)]
+    Data(cli::study::DataCmd),
     /// Fine-tune a regression head and the encoder on a labelled table (Task 1.1).
     Finetune(FinetuneArgs),
     /// Masked-language-model training on a SMILES corpus (pre-training or domain MLM).
@@ -40,6 +46,9 @@ enum Cmd {
     Select(cli::influence::SelectArgs),
     /// Table 1 of the study: random init vs pre-trained vs pre-trained + domain MLM, over seeds.
     CompareMlm(CompareMlmArgs),
+    /// Table 2 of the study: train + influence-selected external molecules vs random, all,
+    /// bottom and none, over seeds.
+    CompareInfluence(cli::table2::CompareInfluenceArgs),
     /// Task 3: full fine-tuning vs BitFit vs LoRA vs IA3 on the same splits and seeds.
     ComparePeft(cli::peft::ComparePeftArgs),
     /// Fold LoRA/IA3 adapters into the base weights (a plain model folder, e.g. for export).
@@ -97,6 +106,11 @@ struct FinetuneArgs {
     /// Re-run the run described by this run.json (other flags are ignored).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Extra labelled table (e.g. selected external molecules) whose rows join training only;
+    /// validation and test stay this seed's split of --data, and extra rows that duplicate a
+    /// validation or test molecule are dropped (counted in extra.json).
+    #[arg(long)]
+    extra: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Epochs (default 20, or the --peft method's preset).
@@ -278,7 +292,7 @@ struct BenchArgs {
 }
 
 /// Progress bar plus Ctrl-C: the first Ctrl-C asks the job to stop at its next safe point.
-struct CliMonitor {
+pub(crate) struct CliMonitor {
     bar: Option<ProgressBar>,
     stop: Arc<AtomicBool>,
     /// Stage name, first step seen and when, and the last progress line (for logs, where the
@@ -292,7 +306,7 @@ struct CliMonitor {
 const LOG_EVERY_S: u64 = 30;
 
 impl CliMonitor {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let _ = ctrlc::set_handler(move || {
@@ -419,11 +433,14 @@ fn run(cli: Cli) -> Result<()> {
     });
     tch::set_num_threads(threads);
     match cli.cmd {
+        Cmd::Study(a) => cli::study::study(a, threads),
+        Cmd::Data(c) => cli::study::data(c),
         Cmd::Finetune(a) => finetune(a),
         Cmd::Mlm(a) => mlm(a),
         Cmd::Influence(a) => cli::influence::influence(a),
         Cmd::Select(a) => cli::influence::select(a),
         Cmd::CompareMlm(a) => compare_mlm(a),
+        Cmd::CompareInfluence(a) => cli::table2::compare_influence(a),
         Cmd::ComparePeft(a) => cli::peft::compare_peft(a, threads),
         Cmd::Merge(a) => cli::peft::merge(a),
         Cmd::Evaluate(a) => evaluate(a),
@@ -439,6 +456,10 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         Some(p) => lipo::fsutil::read_json::<FinetuneRun>(p)?,
         None => FinetuneRun {
             data: a.data.clone().expect("clap requires --data"),
+            extra: a.extra.clone().map(|path| train::ExtraTable {
+                path,
+                table: TableOptions::default(),
+            }),
             table: a.table.options(),
             init: match (&a.init, &a.arch) {
                 (Some(dir), _) => InitFrom::Model(dir.clone()),
@@ -487,6 +508,15 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
         r.test_mean_predictor.rmse
     );
     cli::peft::print_report_extras(&r);
+    if let Some(x) = &r.extra {
+        println!(
+            "extra training rows: {} of {} from {} ({} dropped as duplicates of validation/test molecules)",
+            x.used,
+            x.rows,
+            x.path.display(),
+            x.dropped.len()
+        );
+    }
     println!(
         "throughput {:.1} molecules/s training on {}; wall {:.0} s; {} parameters",
         r.train_mols_per_s, r.device, r.wall_seconds, r.parameters

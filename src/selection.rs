@@ -357,3 +357,25 @@ pub fn write_selected(path: &Path, rows: &[ScoredRow], chosen: &[usize]) -> Resu
     }
     crate::fsutil::write_atomic(path, s.as_bytes())
 }
+
+/// Writes `influence_hist.png` (helpfulness histogram) and `influence_vs_label.png`
+/// (helpfulness against label) of `report` into `out`.
+pub fn plot_scores(out: &Path, report: &ScoreReport) -> Result<()> {
+    let helpful: Vec<f64> = report.rows.iter().map(|r| r.helpfulness).collect();
+    let labels: Vec<f64> = report.rows.iter().map(|r| r.label).collect();
+    crate::plot::histogram(
+        &out.join("influence_hist.png"),
+        "Helpfulness of external molecules",
+        "helpfulness = -I(z)",
+        &helpful,
+        30,
+    )?;
+    crate::plot::scatter(
+        &out.join("influence_vs_label.png"),
+        "Helpfulness vs label",
+        "label",
+        "helpfulness = -I(z)",
+        &labels,
+        &helpful,
+    )
+}

@@ -155,6 +155,33 @@ pub struct FinetuneRun {
     pub init: InitFrom,
     /// Optimisation.
     pub train: FinetuneConfig,
+    /// Extra labelled rows that join the training split only (Task 2: external molecules);
+    /// validation and test stay the seed's split of `data`. Absent in older `run.json` files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<ExtraTable>,
+}
+
+/// A second labelled table whose rows are added to training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtraTable {
+    /// The table (e.g. selected external molecules, `smiles,label`).
+    pub path: PathBuf,
+    /// How to read it.
+    #[serde(default)]
+    pub table: TableOptions,
+}
+
+/// What happened to the rows of an [`ExtraTable`]; written to `extra.json` and the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtraReport {
+    /// The extra table.
+    pub path: PathBuf,
+    /// Usable rows read from it.
+    pub rows: usize,
+    /// Rows added to training.
+    pub used: usize,
+    /// Rows dropped because they duplicate a validation or test molecule of the main table.
+    pub dropped: Vec<crate::selection::Duplicate>,
 }
 
 /// One epoch of the history.
@@ -220,6 +247,9 @@ pub struct FinetuneReport {
     /// The parameter-efficient method (absent: full fine-tuning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peft: Option<PeftConfig>,
+    /// Extra training rows (absent when the run had none); `sizes[0]` includes the used ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<ExtraReport>,
 }
 
 /// Classification results of a run.
@@ -270,6 +300,8 @@ pub mod files {
     pub const ADAPTER: &str = "adapter";
     /// Test-set predictions.
     pub const TEST_PREDICTIONS: &str = "test_predictions.csv";
+    /// What happened to the extra training rows (runs with an extra table).
+    pub const EXTRA: &str = "extra.json";
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -476,8 +508,8 @@ pub fn finetune(
     fsutil::write_json(&run_path, run)?;
 
     let tokenizer = tokenizer_of(&run.init)?;
-    let data = load_data(run, &tokenizer)?;
-    let split = Split::new(data.records.len(), cfg.seed, cfg.test_frac, cfg.valid_frac)?;
+    let mut data = load_data(run, &tokenizer)?;
+    let mut split = Split::new(data.records.len(), cfg.seed, cfg.test_frac, cfg.valid_frac)?;
     if split.valid.is_empty() {
         return Err(Error::param(
             "valid_frac",
@@ -485,6 +517,22 @@ pub fn finetune(
         ));
     }
     fsutil::write_json(&out.join(files::SPLIT), &split)?;
+    let extra = match &run.extra {
+        Some(x) => {
+            let report = add_extra_rows(&mut data, &mut split, x, &tokenizer)?;
+            fsutil::write_json(&out.join(files::EXTRA), &report)?;
+            monitor.event(&Event::Message {
+                text: format!(
+                    "{} extra training rows from {} ({} dropped as duplicates of validation/test molecules)",
+                    report.used,
+                    x.path.display(),
+                    report.dropped.len()
+                ),
+            });
+            Some(report)
+        }
+        None => None,
+    };
     let train_labels = data.labels(&split.train);
     let (mean, sd) = crate::metrics::mean_sd(&train_labels);
     let sd = if sd > 0.0 { sd } else { 1.0 };
@@ -770,6 +818,7 @@ pub fn finetune(
             state_bytes: 4 * (parameters as u64 + 3 * trainable as u64),
         }),
         peft: cfg.peft.clone(),
+        extra,
     };
     if cfg.peft.is_some() {
         let base = match &run.init {
@@ -788,6 +837,36 @@ pub fn finetune(
     fsutil::write_json(&out.join(files::METRICS), &report)?;
     let _ = std::fs::remove_dir_all(&ckpt_dir);
     Ok(report)
+}
+
+/// Appends the rows of `extra` to `data` and to `split.train` (never to validation or test),
+/// dropping rows that duplicate a validation or test molecule of `data` (exact string,
+/// stereo-stripped string or molecular-graph key, as [`crate::selection::find_duplicates`]).
+pub fn add_extra_rows(
+    data: &mut Dataset,
+    split: &mut Split,
+    extra: &ExtraTable,
+    tokenizer: &SmilesTokenizer,
+) -> Result<ExtraReport> {
+    let table = data::read_table(&extra.path, tokenizer, &extra.table, true)?;
+    let dups = crate::selection::find_duplicates(data, split, &table);
+    let mut dropped = Vec::new();
+    let rows = table.records.len();
+    for (rec, dup) in table.records.into_iter().zip(dups) {
+        match dup {
+            Some(d) if d.split != "train" => dropped.push(d),
+            _ => {
+                split.train.push(data.records.len());
+                data.records.push(rec);
+            }
+        }
+    }
+    Ok(ExtraReport {
+        path: extra.path.clone(),
+        rows,
+        used: rows - dropped.len(),
+        dropped,
+    })
 }
 
 /// Writes `smiles,label,prediction` for `rows`.

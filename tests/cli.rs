@@ -162,3 +162,45 @@ fn bad_input_gives_clear_errors() {
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("--device"));
 }
+
+#[test]
+fn study_without_data_says_which_file_goes_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = lipo()
+        .args(["study", "--quick", "--out"])
+        .arg(dir.path().join("study"))
+        .env("LIPO_DATA_DIR", dir.path())
+        .env("LIPO_DEFAULT_MODEL", dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let want = dir.path().join("lipophilicity.csv").display().to_string();
+    assert!(
+        err.contains(&want) && err.contains("lipo data fetch") && !err.contains("panicked"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("lipophilicity.csv"), "smiles,exp\nCCO,1\n").unwrap();
+    let o = lipo()
+        .args(["study", "--quick", "--out"])
+        .arg(dir.path().join("study"))
+        .env("LIPO_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("external.csv") && err.contains("SMILES,Label"),
+        "{err}"
+    );
+    // Without LIPO_DATA_DIR and flags, the message names both ways to give the data.
+    let o = lipo()
+        .args(["study", "--quick"])
+        .env_remove("LIPO_DATA_DIR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("LIPO_DATA_DIR") && err.contains("--data"),
+        "{err}"
+    );
+}

@@ -200,6 +200,7 @@ fn tiny_model_overfits_32_molecules() {
     config.embedding_dropout_prob = 0.0;
     let run = FinetuneRun {
         data: data.clone(),
+        extra: None,
         table: TableOptions::default(),
         init: InitFrom::Random(Box::new(config)),
         train: FinetuneConfig {
@@ -277,6 +278,7 @@ fn finetune_run_writes_its_folder_and_resumes() {
     write_toy_table(&data, 60);
     let run = FinetuneRun {
         data,
+        extra: None,
         table: TableOptions::default(),
         init: InitFrom::Random(Box::new(Config::tiny())),
         train: FinetuneConfig {

@@ -174,6 +174,7 @@ fn base_folder(dir: &Path) -> std::path::PathBuf {
 fn peft_run(data: &Path, base: &Path, peft: PeftConfig) -> FinetuneRun {
     FinetuneRun {
         data: data.to_path_buf(),
+        extra: None,
         table: TableOptions::default(),
         init: InitFrom::Model(base.to_path_buf()),
         train: FinetuneConfig {
@@ -268,6 +269,7 @@ fn classification_binarised_at_the_training_mean() {
     write_toy_table(&data, 80);
     let run = FinetuneRun {
         data: data.clone(),
+        extra: None,
         table: TableOptions::default(),
         init: InitFrom::Random(Box::new(Config::tiny())),
         train: FinetuneConfig {
@@ -356,6 +358,7 @@ fn compare_peft_writes_table_json_and_figures_and_reuses_runs() {
         },
         lora: LoraConfig::default(),
         epochs: Some(1),
+        peft_epochs: None,
         quick: false,
     };
     let out = dir.path().join("cmp");

@@ -117,23 +117,7 @@ pub fn influence(a: InfluenceArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out)?;
     selection::write_scores(&a.out.join("scores.csv"), &report.rows)?;
     lipo::fsutil::write_json(&a.out.join("influence.json"), &report)?;
-    let helpful: Vec<f64> = report.rows.iter().map(|r| r.helpfulness).collect();
-    let labels: Vec<f64> = report.rows.iter().map(|r| r.label).collect();
-    lipo::plot::histogram(
-        &a.out.join("influence_hist.png"),
-        "Helpfulness of external molecules",
-        "helpfulness = -I(z)",
-        &helpful,
-        30,
-    )?;
-    lipo::plot::scatter(
-        &a.out.join("influence_vs_label.png"),
-        "Helpfulness vs label",
-        "label",
-        "helpfulness = -I(z)",
-        &labels,
-        &helpful,
-    )?;
+    selection::plot_scores(&a.out, &report)?;
     println!(
         "{} molecules scored in {:.1} s over {} parameters; inverse-HVP {}",
         report.rows.len(),

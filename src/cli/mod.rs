@@ -2,3 +2,5 @@
 
 pub mod influence;
 pub mod peft;
+pub mod study;
+pub mod table2;

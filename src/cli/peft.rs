@@ -198,7 +198,7 @@ pub struct ComparePeftArgs {
 
 /// Runs one fine-tuning run in a child `lipo finetune` process, so that its peak memory is
 /// its own; a finished run folder is read without starting one.
-fn run_in_child(
+pub fn run_in_child(
     exe: &Path,
     threads: i32,
     device: &str,
@@ -281,6 +281,7 @@ pub fn compare_peft(a: ComparePeftArgs, threads: i32) -> Result<()> {
         },
         lora: a.lora.config(),
         epochs: a.epochs,
+        peft_epochs: None,
         quick: a.quick,
     };
     PeftConfig::Lora(cfg.lora.clone()).validate()?;

@@ -116,6 +116,7 @@ pub fn table1(
         };
         let run = |init: InitFrom| FinetuneRun {
             data: cfg.data.clone(),
+            extra: None,
             table: cfg.table.clone(),
             init,
             train: ft.clone(),

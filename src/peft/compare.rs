@@ -58,6 +58,9 @@ pub struct CompareConfig {
     pub lora: LoraConfig,
     /// Epochs of every method instead of the presets.
     pub epochs: Option<usize>,
+    /// Epochs of the PEFT methods only (BitFit, LoRA, IA3), overriding `epochs` and the
+    /// presets; the full fine-tune keeps its own.
+    pub peft_epochs: Option<usize>,
     /// A tenth of each method's epochs (at least one): a smoke test, not a result.
     pub quick: bool,
 }
@@ -104,6 +107,9 @@ impl CompareConfig {
             if self.quick {
                 m.epochs = m.epochs.div_ceil(10).max(1);
             }
+            if let (Some(e), Some(_)) = (self.peft_epochs, &m.peft) {
+                m.epochs = e;
+            }
         }
         out
     }
@@ -112,6 +118,7 @@ impl CompareConfig {
     pub fn run_of(&self, method: &Method, seed: u64) -> FinetuneRun {
         FinetuneRun {
             data: self.data.clone(),
+            extra: None,
             table: self.table.clone(),
             init: self.init.clone(),
             train: FinetuneConfig {
@@ -605,6 +612,7 @@ mod tests {
             full: FinetuneConfig::default(),
             lora: LoraConfig::default(),
             epochs: None,
+            peft_epochs: None,
             quick: false,
         };
         let m = cfg.methods();
@@ -615,6 +623,12 @@ mod tests {
         assert_eq!(got[3], ("ia3".into(), 20, 5e-6));
         let quick = CompareConfig { quick: true, ..cfg };
         assert_eq!(quick.methods()[1].epochs, 3);
+        let peft_only = CompareConfig {
+            peft_epochs: Some(1),
+            ..quick
+        };
+        let e: Vec<usize> = peft_only.methods().iter().map(|m| m.epochs).collect();
+        assert_eq!(e, [2, 1, 1, 1]);
         assert_eq!(human(294912), "294,912");
         assert_eq!(
             windowed(&[(1.0, 1.0), (2.0, 3.0), (3.0, 5.0)], 2),

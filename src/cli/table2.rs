@@ -1,0 +1,125 @@
+//! `lipo compare-influence`: Table 2 of the study on the command line.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use lipo::data::TableOptions;
+use lipo::experiments::table2::{self, Table2Config};
+use lipo::influence::{LissaConfig, ParamSet};
+use lipo::model::Config;
+use lipo::selection::ScoreConfig;
+use lipo::train::InitFrom;
+
+/// Arguments of `lipo compare-influence`.
+#[derive(Args)]
+pub struct CompareInfluenceArgs {
+    /// Labelled table (MoleculeNet Lipophilicity).
+    #[arg(long, required_unless_present = "config")]
+    data: Option<PathBuf>,
+    /// External labelled table to score and select from (e.g. external.csv: SMILES,Label).
+    #[arg(long, required_unless_present = "config")]
+    external: Option<PathBuf>,
+    /// Output folder: seed<S>/ runs and scores, table2.md, table2.json, figures.
+    #[arg(long)]
+    out: PathBuf,
+    /// Re-run the comparison described by this table2_config.json (other flags are ignored).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Starting model of every run (default: lipo's bundled model).
+    #[arg(long, conflicts_with = "arch")]
+    init: Option<PathBuf>,
+    /// Random-init architecture (tiny, small, xl) when there is no pre-trained model.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Comma-separated seeds.
+    #[arg(long, default_value = "0,1,2", value_delimiter = ',')]
+    seeds: Vec<u64>,
+    /// Fine-tuning epochs of every run (the best validation epoch is kept).
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Share of the selectable external rows kept by the random, top and bottom rows.
+    #[arg(long, default_value_t = 0.5)]
+    fraction: f64,
+    /// Influence parameters: head, last:N, all or adapters.
+    #[arg(long, default_value = "last:1")]
+    params: String,
+    #[arg(long, default_value_t = 100)]
+    lissa_depth: usize,
+    /// LiSSA damping d (the ridge is λ = scale·d).
+    #[arg(long, default_value_t = 0.05)]
+    lissa_damping: f64,
+    /// LiSSA scale s; 0 = 1.5 × the largest Hessian eigenvalue (power iteration).
+    #[arg(long, default_value_t = 0.0)]
+    lissa_scale: f64,
+    /// Training rows per Hessian-vector product (0 = all).
+    #[arg(long, default_value_t = 32)]
+    lissa_batch: usize,
+    /// Smoke test: one seed, 3 epochs.
+    #[arg(long)]
+    quick: bool,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+impl CompareInfluenceArgs {
+    fn resolve(&self) -> Result<Table2Config> {
+        if let Some(p) = &self.config {
+            return Ok(lipo::fsutil::read_json(p)?);
+        }
+        let init = match (&self.init, &self.arch) {
+            (Some(dir), _) => InitFrom::Model(dir.clone()),
+            (None, Some(arch)) => InitFrom::Random(Box::new(Config::preset(arch)?)),
+            (None, None) => match lipo::model::default_model_dir() {
+                Some(dir) => InitFrom::Model(dir),
+                None => bail!(
+                    "no pre-trained model: pass --init MODEL_DIR (or --arch small for random weights)"
+                ),
+            },
+        };
+        let mut cfg = Table2Config::study(
+            self.data.clone().expect("clap requires --data"),
+            self.external.clone().expect("clap requires --external"),
+            init,
+        );
+        cfg.seeds = self.seeds.clone();
+        cfg.finetune.epochs = self.epochs;
+        cfg.finetune.lr = self.lr;
+        cfg.finetune.batch_size = self.batch_size;
+        cfg.fraction = self.fraction;
+        cfg.score = ScoreConfig {
+            params: self.params.parse::<ParamSet>()?,
+            lissa: LissaConfig {
+                depth: self.lissa_depth,
+                damping: self.lissa_damping,
+                scale: self.lissa_scale,
+                batch_size: self.lissa_batch,
+                ..LissaConfig::default()
+            },
+            ..ScoreConfig::default()
+        };
+        cfg.table = TableOptions::default();
+        if self.quick {
+            cfg.seeds.truncate(1);
+            cfg.finetune.epochs = 3;
+        }
+        Ok(cfg)
+    }
+}
+
+/// Runs `lipo compare-influence`.
+pub fn compare_influence(a: CompareInfluenceArgs) -> Result<()> {
+    let cfg = a.resolve()?;
+    let device = lipo::device::parse(&a.device)?;
+    let mut monitor = crate::CliMonitor::new();
+    let r = table2::table2(&cfg, device, &a.out, &mut monitor)?;
+    drop(monitor);
+    println!("{}", r.markdown);
+    println!("written: {}", a.out.join(table2::files::TABLE_MD).display());
+    Ok(())
+}
