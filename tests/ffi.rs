@@ -626,7 +626,10 @@ fn train_job(job: &serde_json::Value) -> (u64, serde_json::Value) {
         }
     };
     assert_eq!(s, LipoStatus::Ok, "{}", last_error());
-    let r = unsafe { CStr::from_ptr(report) }.to_str().unwrap().to_string();
+    let r = unsafe { CStr::from_ptr(report) }
+        .to_str()
+        .unwrap()
+        .to_string();
     unsafe { lipo_string_free(report) };
     (steps, serde_json::from_str(&r).unwrap())
 }
