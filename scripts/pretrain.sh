@@ -16,6 +16,7 @@ exclude="$(realpath "$LIPO_DATA_DIR")/lipophilicity.csv"
 ./target/release/lipo --threads "${LIPO_THREADS:-2}" mlm --corpus "$corpus" --exclude "$exclude" --arch small \
   --out pretrain/small --max-steps 16000 --batch-size 64 --lr 5e-4 --warmup-steps 500 \
   --eval-every 1000 --checkpoint-every 250 --seed 0
+rm -rf models/lipo-small
 mkdir -p models/lipo-small
 cp pretrain/small/model/* models/lipo-small/
 cp pretrain/small/metrics.json models/lipo-small/pretrain_metrics.json
