@@ -182,8 +182,12 @@ struct MlmArgs {
 #[derive(Args)]
 struct CompareMlmArgs {
     /// Labelled table (MoleculeNet Lipophilicity).
+    #[arg(long, required_unless_present = "config")]
+    data: Option<PathBuf>,
+    /// Re-run the comparison described by this table1_config.json (other flags but --out and
+    /// --device are ignored).
     #[arg(long)]
-    data: PathBuf,
+    config: Option<PathBuf>,
     /// Output folder: one sub-folder per seed and run, table1.md, table1.json, figure.
     #[arg(long)]
     out: PathBuf,
@@ -578,21 +582,28 @@ fn mlm(a: MlmArgs) -> Result<()> {
 
 fn compare_mlm(a: CompareMlmArgs) -> Result<()> {
     use lipo::experiments::table1::{domain_mlm_defaults, table1, Table1Config};
-    let pretrained = match a.init.clone().or_else(lipo::model::default_model_dir) {
-        Some(p) => p,
-        None => bail!("no pre-trained model: pass --init MODEL_DIR (lipo's bundled model is not in this build)"),
+    let cfg = match &a.config {
+        Some(p) => lipo::fsutil::read_json::<Table1Config>(p)?,
+        None => {
+            let pretrained = match a.init.clone().or_else(lipo::model::default_model_dir) {
+                Some(p) => p,
+                None => bail!("no pre-trained model: pass --init MODEL_DIR (lipo's bundled model is not in this build)"),
+            };
+            let mut cfg =
+                Table1Config::study(a.data.clone().expect("clap requires --data"), pretrained);
+            cfg.table = a.table.options();
+            cfg.seeds = a.seeds.clone();
+            cfg.finetune.epochs = a.epochs;
+            cfg.finetune.lr = a.lr;
+            cfg.domain_mlm = domain_mlm_defaults(a.mlm_epochs);
+            if a.quick {
+                cfg.seeds.truncate(1);
+                cfg.finetune.epochs = 3;
+                cfg.domain_mlm = domain_mlm_defaults(2);
+            }
+            cfg
+        }
     };
-    let mut cfg = Table1Config::study(a.data.clone(), pretrained);
-    cfg.table = a.table.options();
-    cfg.seeds = a.seeds.clone();
-    cfg.finetune.epochs = a.epochs;
-    cfg.finetune.lr = a.lr;
-    cfg.domain_mlm = domain_mlm_defaults(a.mlm_epochs);
-    if a.quick {
-        cfg.seeds.truncate(1);
-        cfg.finetune.epochs = 3;
-        cfg.domain_mlm = domain_mlm_defaults(2);
-    }
     let device = lipo::device::parse(&a.device)?;
     let mut monitor = CliMonitor::new();
     let r = table1(&cfg, device, &a.out, &mut monitor)?;

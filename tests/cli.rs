@@ -204,3 +204,56 @@ fn study_without_data_says_which_file_goes_where() {
         "{err}"
     );
 }
+
+#[test]
+fn compare_peft_writes_its_config_and_repeats_it_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.csv");
+    write_table(&data);
+    let run = |args: &[&str], out: &std::path::Path| {
+        let o = lipo()
+            .arg("compare-peft")
+            .args(args)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let json = std::fs::read_to_string(out.join("comparison.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        // Methods and test metrics (timings differ between runs).
+        let rows: Vec<_> = v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["method"].clone(), r["test"].clone()))
+            .collect();
+        rows
+    };
+    let first = dir.path().join("first");
+    let rows = run(
+        &[
+            "--arch",
+            "tiny",
+            "--seeds",
+            "0",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--label-col",
+            "logD",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        &first,
+    );
+    let config = first.join("compare_config.json");
+    assert!(config.is_file());
+    let again = run(
+        &["--device", "cpu", "--config", config.to_str().unwrap()],
+        &dir.path().join("again"),
+    );
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows, again);
+}

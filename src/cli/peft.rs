@@ -155,8 +155,12 @@ pub fn print_report_extras(r: &FinetuneReport) {
 #[derive(Args)]
 pub struct ComparePeftArgs {
     /// Labelled CSV/TSV.
+    #[arg(long, required_unless_present = "config")]
+    data: Option<PathBuf>,
+    /// Repeat the comparison described by this compare_config.json (other flags but --out
+    /// are ignored).
     #[arg(long)]
-    data: PathBuf,
+    config: Option<PathBuf>,
     /// Output folder: <method>/seed-<s>/ runs, comparison.md/.json, figures 5–9.
     #[arg(long)]
     out: PathBuf,
@@ -247,42 +251,47 @@ pub fn run_in_child(
 
 /// `lipo compare-peft`.
 pub fn compare_peft(a: ComparePeftArgs, threads: i32) -> Result<()> {
-    let init = match (&a.init, &a.arch) {
-        (Some(dir), _) => InitFrom::Model(dir.clone()),
-        (None, Some(arch)) => InitFrom::Random(Box::new(Config::preset(arch)?)),
-        (None, None) => match lipo::model::default_model_dir() {
-            Some(dir) => InitFrom::Model(dir),
-            None => {
-                eprintln!("note: no bundled pre-trained model found; starting from random weights");
-                InitFrom::Random(Box::new(Config::small()))
+    let cfg = match &a.config {
+        Some(p) => lipo::fsutil::read_json::<CompareConfig>(p)?,
+        None => {
+            let init = match (&a.init, &a.arch) {
+                (Some(dir), _) => InitFrom::Model(dir.clone()),
+                (None, Some(arch)) => InitFrom::Random(Box::new(Config::preset(arch)?)),
+                (None, None) => match lipo::model::default_model_dir() {
+                    Some(dir) => InitFrom::Model(dir),
+                    None => {
+                        eprintln!("note: no bundled pre-trained model found; starting from random weights");
+                        InitFrom::Random(Box::new(Config::small()))
+                    }
+                },
+            };
+            let seeds =
+                a.seeds
+                    .clone()
+                    .unwrap_or_else(|| if a.quick { vec![0] } else { vec![0, 1, 2] });
+            CompareConfig {
+                data: a.data.clone().expect("clap requires --data"),
+                table: lipo::data::TableOptions {
+                    smiles_col: a.smiles_col.clone(),
+                    label_col: a.label_col.clone(),
+                    skip_bad_rows: false,
+                },
+                init,
+                seeds,
+                task: a.task.task()?,
+                binarize: a.task.binarize()?,
+                full: FinetuneConfig {
+                    epochs: a.full_epochs,
+                    lr: a.full_lr,
+                    batch_size: a.batch_size,
+                    ..FinetuneConfig::default()
+                },
+                lora: a.lora.config(),
+                epochs: a.epochs,
+                peft_epochs: None,
+                quick: a.quick,
             }
-        },
-    };
-    let seeds = a
-        .seeds
-        .clone()
-        .unwrap_or_else(|| if a.quick { vec![0] } else { vec![0, 1, 2] });
-    let cfg = CompareConfig {
-        data: a.data.clone(),
-        table: lipo::data::TableOptions {
-            smiles_col: a.smiles_col.clone(),
-            label_col: a.label_col.clone(),
-            skip_bad_rows: false,
-        },
-        init,
-        seeds,
-        task: a.task.task()?,
-        binarize: a.task.binarize()?,
-        full: FinetuneConfig {
-            epochs: a.full_epochs,
-            lr: a.full_lr,
-            batch_size: a.batch_size,
-            ..FinetuneConfig::default()
-        },
-        lora: a.lora.config(),
-        epochs: a.epochs,
-        peft_epochs: None,
-        quick: a.quick,
+        }
     };
     PeftConfig::Lora(cfg.lora.clone()).validate()?;
     let xl = compare::xl_counts(&cfg.lora)?;

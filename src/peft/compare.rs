@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use super::{parameter_counts, LoraConfig, ParameterCounts, PeftConfig};
@@ -27,6 +27,8 @@ pub mod files {
     pub const TABLE_MD: &str = "comparison.md";
     /// Everything as JSON.
     pub const TABLE_JSON: &str = "comparison.json";
+    /// The resolved comparison (`lipo compare-peft --config` repeats it).
+    pub const CONFIG_JSON: &str = "compare_config.json";
     /// Figures 5–9, one measure per file.
     pub const FIGURES: [&str; 5] = [
         "eval_steps_per_second.png",
@@ -37,8 +39,10 @@ pub mod files {
     ];
 }
 
-/// What to compare.
-#[derive(Debug, Clone)]
+/// What to compare; written to `compare_config.json` in the output folder, and accepted back
+/// (`lipo compare-peft --config`) to repeat the comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CompareConfig {
     /// Labelled table.
     pub data: PathBuf,
@@ -60,6 +64,7 @@ pub struct CompareConfig {
     pub epochs: Option<usize>,
     /// Epochs of the PEFT methods only (BitFit, LoRA, IA3), overriding `epochs` and the
     /// presets; the full fine-tune keeps its own.
+    #[serde(default)]
     pub peft_epochs: Option<usize>,
     /// A tenth of each method's epochs (at least one): a smoke test, not a result.
     pub quick: bool,
@@ -257,6 +262,7 @@ pub fn compare(cfg: &CompareConfig, out: &Path, runner: &mut dyn Runner) -> Resu
         return Err(Error::param("--task", "regression or classification"));
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    crate::fsutil::write_json(&out.join(files::CONFIG_JSON), cfg)?;
     let mut rows = Vec::new();
     let mut floor_reports = Vec::new();
     for method in cfg.methods() {
