@@ -379,12 +379,10 @@ fn null_pointers_bad_strings_and_bad_files_are_errors_not_crashes() {
     }
 }
 
-#[test]
-fn c_example_predicts_from_arguments_and_stdin_and_prints_the_error() {
-    let f = fixture();
-    let exe = f.dir.path().join("predict_c");
-    build_c("examples/predict.c", &full_library(), &exe);
-    let out = run(Command::new(&exe)
+/// Runs a predict example on SMILES plus `not_a_smiles`: predictions on standard output, the
+/// library's message on standard error, exit status 1.
+fn check_predicts_and_names_bad_smiles(exe: &Path, f: &Fixture) {
+    let out = run(Command::new(exe)
         .arg(&f.bundle)
         .args(SMILES)
         .arg("not_a_smiles"));
@@ -395,6 +393,14 @@ fn c_example_predicts_from_arguments_and_stdin_and_prints_the_error() {
         err.contains("not_a_smiles\terror (invalid SMILES): invalid SMILES \"not_a_smiles\""),
         "{err}"
     );
+}
+
+#[test]
+fn c_example_predicts_from_arguments_and_stdin_and_prints_the_error() {
+    let f = fixture();
+    let exe = f.dir.path().join("predict_c");
+    build_c("examples/predict.c", &full_library(), &exe);
+    check_predicts_and_names_bad_smiles(&exe, f);
     let mut child = Command::new(&exe)
         .env_remove("LD_LIBRARY_PATH")
         .arg(&f.bundle)
@@ -438,17 +444,7 @@ fn cpp_example_builds_from_an_installed_prefix_with_pkg_config() {
             .arg("-o")
             .arg(&exe),
     );
-    let out = run(Command::new(&exe)
-        .arg(&f.bundle)
-        .args(SMILES)
-        .arg("not_a_smiles"));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    check_output(&out.stdout, &f.expected);
-    assert!(
-        err.contains("not_a_smiles\terror (invalid SMILES): invalid SMILES \"not_a_smiles\""),
-        "{err}"
-    );
+    check_predicts_and_names_bad_smiles(&exe, f);
     // The same examples through the CMake package, where CMake is installed.
     if Command::new("cmake").arg("--version").output().is_ok() {
         let build = f.dir.path().join("cmake-build");

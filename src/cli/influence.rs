@@ -9,6 +9,37 @@ use lipo::influence::{LissaConfig, ParamSet};
 use lipo::model::Model;
 use lipo::selection::{self, ScoreConfig, ScoreReport, Selection, Solver};
 
+/// The LiSSA flags shared by `lipo influence` and `lipo compare-influence`.
+#[derive(Args, Clone)]
+pub struct LissaArgs {
+    /// LiSSA recursion depth.
+    #[arg(long, default_value_t = 100)]
+    lissa_depth: usize,
+    /// LiSSA damping d (the ridge is λ = scale·d).
+    #[arg(long, default_value_t = 0.05)]
+    lissa_damping: f64,
+    /// LiSSA scale s; 0 = 1.5 × the largest Hessian eigenvalue (power iteration).
+    #[arg(long, default_value_t = 0.0)]
+    lissa_scale: f64,
+    /// Training rows per Hessian-vector product (0 = all).
+    #[arg(long, default_value_t = 32)]
+    lissa_batch: usize,
+}
+
+impl LissaArgs {
+    /// The LiSSA settings these flags give (one repeat), sampling with `seed`.
+    pub fn config(&self, seed: u64) -> LissaConfig {
+        LissaConfig {
+            depth: self.lissa_depth,
+            damping: self.lissa_damping,
+            scale: self.lissa_scale,
+            batch_size: self.lissa_batch,
+            seed,
+            ..LissaConfig::default()
+        }
+    }
+}
+
 /// Arguments of `lipo influence`.
 #[derive(Args)]
 pub struct InfluenceArgs {
@@ -37,19 +68,10 @@ pub struct InfluenceArgs {
     /// Inverse-Hessian solver: lissa or exact (conjugate gradient).
     #[arg(long, default_value = "lissa")]
     solver: String,
-    #[arg(long, default_value_t = 100)]
-    lissa_depth: usize,
     #[arg(long, default_value_t = 1)]
     lissa_repeats: usize,
-    /// LiSSA damping d (the ridge is λ = scale·d).
-    #[arg(long, default_value_t = 0.05)]
-    lissa_damping: f64,
-    /// LiSSA scale s; 0 = 1.5 × the largest Hessian eigenvalue (power iteration).
-    #[arg(long, default_value_t = 0.0)]
-    lissa_scale: f64,
-    /// Training rows per Hessian-vector product (0 = all).
-    #[arg(long, default_value_t = 32)]
-    lissa_batch: usize,
+    #[command(flatten)]
+    lissa: LissaArgs,
     #[arg(long, default_value = "auto")]
     device: String,
     /// SMILES column of the external table.
@@ -97,12 +119,8 @@ pub fn influence(a: InfluenceArgs) -> Result<()> {
         params: a.params.parse::<ParamSet>()?,
         solver,
         lissa: LissaConfig {
-            depth: a.lissa_depth,
             repeats: a.lissa_repeats,
-            damping: a.lissa_damping,
-            scale: a.lissa_scale,
-            batch_size: a.lissa_batch,
-            seed: a.seed,
+            ..a.lissa.config(a.seed)
         },
         ..ScoreConfig::default()
     };

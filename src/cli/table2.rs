@@ -48,17 +48,8 @@ pub struct CompareInfluenceArgs {
     /// Influence parameters: head, last:N, all or adapters.
     #[arg(long, default_value = "last:1")]
     params: String,
-    #[arg(long, default_value_t = 100)]
-    lissa_depth: usize,
-    /// LiSSA damping d (the ridge is λ = scale·d).
-    #[arg(long, default_value_t = 0.05)]
-    lissa_damping: f64,
-    /// LiSSA scale s; 0 = 1.5 × the largest Hessian eigenvalue (power iteration).
-    #[arg(long, default_value_t = 0.0)]
-    lissa_scale: f64,
-    /// Training rows per Hessian-vector product (0 = all).
-    #[arg(long, default_value_t = 32)]
-    lissa_batch: usize,
+    #[command(flatten)]
+    lissa: super::influence::LissaArgs,
     /// Smoke test: one seed, 3 epochs.
     #[arg(long)]
     quick: bool,
@@ -94,13 +85,7 @@ impl CompareInfluenceArgs {
         cfg.fraction = self.fraction;
         cfg.score = ScoreConfig {
             params: self.params.parse::<ParamSet>()?,
-            lissa: LissaConfig {
-                depth: self.lissa_depth,
-                damping: self.lissa_damping,
-                scale: self.lissa_scale,
-                batch_size: self.lissa_batch,
-                ..LissaConfig::default()
-            },
+            lissa: self.lissa.config(LissaConfig::default().seed),
             ..ScoreConfig::default()
         };
         cfg.table = TableOptions::default();
