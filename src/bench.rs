@@ -1,7 +1,9 @@
 //! `lipo bench`: inference throughput of the same model through ONNX Runtime (an exported
 //! bundle) and through tch eager mode, in molecules per second at several batch sizes, over
 //! the SMILES of a table (e.g. MoleculeNet Lipophilicity). Also reports the largest
-//! difference between the two engines' predictions on those molecules.
+//! difference between the two engines' predictions on those molecules. With
+//! [`BenchConfig::int8`] an int8 export ([`crate::export::Quantize::Int8`]) is timed too
+//! (engine `ort-int8`), with its own largest difference from tch.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, TableOptions};
 use crate::error::{Error, Result};
+use crate::export::Quantize;
 use crate::infer::{Predictor, PredictorOptions};
 use crate::model::Model;
 
@@ -26,23 +29,33 @@ pub struct BenchConfig {
     pub batch_sizes: Vec<usize>,
     /// Use only the first N molecules.
     pub limit: Option<usize>,
-    /// CPU threads for both engines (ONNX Runtime intra-op threads, tch threads).
+    /// CPU threads of tch, and of ONNX Runtime unless `ort_threads` is given.
     pub threads: usize,
+    /// ONNX Runtime intra-op threads (default: `threads`).
+    pub ort_threads: Option<usize>,
+    /// Also time an int8 export through ONNX Runtime.
+    pub int8: bool,
+    /// Timed passes over the molecules per engine and batch size (interleaved across
+    /// engines, so a slow spell of the machine hits all of them); the median is reported.
+    pub repeats: usize,
 }
 
 /// One timing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchRow {
-    /// `ort` or `tch`.
+    /// `ort`, `ort-int8` or `tch`.
     pub engine: String,
     /// Molecules per run.
     pub batch_size: usize,
     /// Molecules predicted.
     pub molecules: usize,
-    /// Wall-clock seconds (tokenization excluded, batching and padding included).
+    /// Median wall-clock seconds of the passes (tokenization excluded, batching and padding
+    /// included).
     pub seconds: f64,
-    /// Molecules per second.
+    /// Molecules per second at the median.
     pub molecules_per_s: f64,
+    /// Seconds of every pass.
+    pub passes: Vec<f64>,
 }
 
 /// The benchmark's results.
@@ -56,8 +69,12 @@ pub struct BenchReport {
     pub molecules: usize,
     /// Mean tokens per molecule (with `<bos>`/`<eos>`).
     pub mean_tokens: f64,
-    /// CPU threads given to each engine.
+    /// CPU threads given to tch.
     pub threads: usize,
+    /// Intra-op threads given to ONNX Runtime.
+    pub ort_threads: usize,
+    /// Timed passes per engine and batch size (the median is reported).
+    pub repeats: usize,
     /// Cores the machine reports.
     pub cores: usize,
     /// Every timing.
@@ -66,6 +83,12 @@ pub struct BenchReport {
     pub speedup: Vec<(usize, f64)>,
     /// Largest |ort − tch| over all molecules (label units or probability).
     pub max_abs_diff: f64,
+    /// ort-int8 / tch throughput per batch size (empty without `int8`).
+    pub speedup_int8: Vec<(usize, f64)>,
+    /// Largest |ort-int8 − tch| over all molecules, with `int8`.
+    pub max_abs_diff_int8: Option<f64>,
+    /// Root mean square of ort-int8 − tch over all molecules, with `int8`.
+    pub rms_diff_int8: Option<f64>,
 }
 
 fn time<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
@@ -74,13 +97,22 @@ fn time<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
     Ok((v, t0.elapsed().as_secs_f64()))
 }
 
-fn row(engine: &str, batch_size: usize, molecules: usize, seconds: f64) -> BenchRow {
+fn row(engine: &str, batch_size: usize, molecules: usize, passes: Vec<f64>) -> BenchRow {
+    let mut sorted = passes.clone();
+    sorted.sort_by(f64::total_cmp);
+    let k = sorted.len();
+    let seconds = if k % 2 == 1 {
+        sorted[k / 2]
+    } else {
+        0.5 * (sorted[k / 2 - 1] + sorted[k / 2])
+    };
     BenchRow {
         engine: engine.into(),
         batch_size,
         molecules,
         seconds,
         molecules_per_s: molecules as f64 / seconds.max(1e-12),
+        passes,
     }
 }
 
@@ -89,7 +121,11 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
     if cfg.batch_sizes.is_empty() || cfg.batch_sizes.contains(&0) {
         return Err(Error::param("--batch-sizes", "give positive batch sizes"));
     }
+    if cfg.repeats == 0 {
+        return Err(Error::param("--repeats", "give at least one pass"));
+    }
     let threads = cfg.threads.max(1);
+    let ort_threads = cfg.ort_threads.unwrap_or(threads).max(1);
     tch::set_num_threads(threads as i32);
     let model = Model::load(&cfg.model, tch::Device::Cpu)?;
     let opts = TableOptions {
@@ -104,66 +140,114 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
     }
     let n = seqs.len();
     let mean_tokens = seqs.iter().map(|s| s.len()).sum::<usize>() as f64 / n.max(1) as f64;
-    let bundle = bundle_dir.join("bench.lipo");
-    crate::export::export_model_dir(&cfg.model, &bundle)?;
-    let predictor = Predictor::open(
-        &bundle,
-        &PredictorOptions {
-            threads,
-            ..PredictorOptions::default()
-        },
-    )?;
-    let warm = &seqs[..n.min(64)];
-    let mut rows = Vec::new();
-    let mut tch_ref = Vec::new();
-    for &bs in &cfg.batch_sizes {
-        crate::predict::predict(&model, warm, bs)?;
-        let (p, s) = time(|| crate::predict::predict(&model, &seqs, bs))?;
-        rows.push(row("tch", bs, n, s));
-        tch_ref = p;
+    let open = |quantize: Quantize| -> Result<Predictor> {
+        let bundle = bundle_dir.join(format!("bench-{}.lipo", quantize.name()));
+        crate::export::export_model_dir_with(&cfg.model, &bundle, quantize)?;
+        Predictor::open(
+            &bundle,
+            &PredictorOptions {
+                threads: ort_threads,
+                ..PredictorOptions::default()
+            },
+        )
+    };
+    let mut ort = vec![("ort", open(Quantize::None)?)];
+    if cfg.int8 {
+        ort.push(("ort-int8", open(Quantize::Int8)?));
     }
-    let mut max_abs_diff = 0f64;
-    for &bs in &cfg.batch_sizes {
-        predictor.predict_encoded_batched(warm, bs)?;
-        let (p, s) = time(|| predictor.predict_encoded_batched(&seqs, bs))?;
-        rows.push(row("ort", bs, n, s));
-        for (a, b) in p.iter().zip(&tch_ref) {
-            max_abs_diff = max_abs_diff.max((a - b).abs());
+    let warm = &seqs[..n.min(64)];
+    // passes[engine][batch size]; engine 0 is tch, then the bundles in `ort`.
+    let mut passes = vec![vec![Vec::new(); cfg.batch_sizes.len()]; 1 + ort.len()];
+    // Per bundle: largest |ort − tch| and the sum of squares over the first pass.
+    let mut diffs = vec![(0f64, 0f64, 0usize); ort.len()];
+    for pass in 0..cfg.repeats {
+        for (b, &bs) in cfg.batch_sizes.iter().enumerate() {
+            if pass == 0 {
+                crate::predict::predict(&model, warm, bs)?;
+            }
+            let (reference, s) = time(|| crate::predict::predict(&model, &seqs, bs))?;
+            passes[0][b].push(s);
+            for (e, (_, predictor)) in ort.iter().enumerate() {
+                if pass == 0 {
+                    predictor.predict_encoded_batched(warm, bs)?;
+                }
+                let (p, s) = time(|| predictor.predict_encoded_batched(&seqs, bs))?;
+                passes[1 + e][b].push(s);
+                if pass == 0 {
+                    for (a, r) in p.iter().zip(&reference) {
+                        let d = &mut diffs[e];
+                        d.0 = d.0.max((a - r).abs());
+                        d.1 += (a - r).powi(2);
+                        d.2 += 1;
+                    }
+                }
+            }
         }
     }
-    let speedup = cfg
-        .batch_sizes
-        .iter()
-        .map(|&bs| {
-            let rate = |e: &str| {
-                rows.iter()
-                    .find(|r| r.engine == e && r.batch_size == bs)
-                    .map_or(f64::NAN, |r| r.molecules_per_s)
-            };
-            (bs, rate("ort") / rate("tch"))
-        })
+    let names: Vec<&str> = std::iter::once("tch")
+        .chain(ort.iter().map(|(name, _)| *name))
         .collect();
+    let mut rows = Vec::new();
+    for (e, per_bs) in passes.into_iter().enumerate() {
+        for (b, p) in per_bs.into_iter().enumerate() {
+            rows.push(row(names[e], cfg.batch_sizes[b], n, p));
+        }
+    }
+    let max_abs_diff = diffs[0].0;
+    let int8 = diffs
+        .get(1)
+        .map(|d| (d.0, (d.1 / d.2.max(1) as f64).sqrt()));
+    let speedup_of = |engine: &str| -> Vec<(usize, f64)> {
+        cfg.batch_sizes
+            .iter()
+            .map(|&bs| {
+                let rate = |e: &str| {
+                    rows.iter()
+                        .find(|r| r.engine == e && r.batch_size == bs)
+                        .map_or(f64::NAN, |r| r.molecules_per_s)
+                };
+                (bs, rate(engine) / rate("tch"))
+            })
+            .collect()
+    };
+    let speedup = speedup_of("ort");
+    let speedup_int8 = if cfg.int8 {
+        speedup_of("ort-int8")
+    } else {
+        vec![]
+    };
     Ok(BenchReport {
         model: cfg.model.clone(),
         data: cfg.data.clone(),
         molecules: n,
         mean_tokens,
         threads,
+        ort_threads,
+        repeats: cfg.repeats,
         cores: std::thread::available_parallelism().map_or(1, |c| c.get()),
         rows,
         speedup,
         max_abs_diff,
+        speedup_int8,
+        max_abs_diff_int8: int8.map(|d| d.0),
+        rms_diff_int8: int8.map(|d| d.1),
     })
 }
 
 /// The report as a plain-text table.
 pub fn table(r: &BenchReport) -> String {
     let mut s = format!(
-        "{} molecules (mean {:.1} tokens), {} threads on {} cores\n",
-        r.molecules, r.mean_tokens, r.threads, r.cores
+        "{} molecules (mean {:.1} tokens), tch {} threads, ONNX Runtime {} threads, {} cores; \
+         median of {} passes\n",
+        r.molecules, r.mean_tokens, r.threads, r.ort_threads, r.cores, r.repeats
     );
-    s.push_str("batch  tch mol/s   ort mol/s   ort/tch\n");
-    for &(bs, speedup) in &r.speedup {
+    let int8 = !r.speedup_int8.is_empty();
+    s.push_str("batch  tch mol/s   ort mol/s   ort/tch");
+    if int8 {
+        s.push_str("   int8 mol/s  int8/tch");
+    }
+    s.push('\n');
+    for (k, &(bs, speedup)) in r.speedup.iter().enumerate() {
         let rate = |e: &str| {
             r.rows
                 .iter()
@@ -171,12 +255,21 @@ pub fn table(r: &BenchReport) -> String {
                 .map_or(f64::NAN, |x| x.molecules_per_s)
         };
         s.push_str(&format!(
-            "{bs:>5}  {:>9.1}   {:>9.1}   {:>6.2}x\n",
+            "{bs:>5}  {:>9.1}   {:>9.1}   {:>6.2}x",
             rate("tch"),
             rate("ort"),
             speedup
         ));
+        if let Some(&(_, q)) = r.speedup_int8.get(k) {
+            s.push_str(&format!("   {:>10.1}  {:>7.2}x", rate("ort-int8"), q));
+        }
+        s.push('\n');
     }
     s.push_str(&format!("max |ort - tch| = {:.2e}\n", r.max_abs_diff));
+    if let (Some(m), Some(rms)) = (r.max_abs_diff_int8, r.rms_diff_int8) {
+        s.push_str(&format!(
+            "int8: max |ort-int8 - tch| = {m:.2e}, rms {rms:.2e} (label units)\n"
+        ));
+    }
     s
 }

@@ -50,6 +50,8 @@ pub mod keys {
     /// Sequence length (tokens with `<bos>`/`<eos>`) covered by the reference model's rotary
     /// tables; the graph computes rotary angles in-graph and accepts longer inputs.
     pub const MAX_LENGTH: &str = "max_length";
+    /// How the weights are stored: `none` (float32) or `int8` (absent in older bundles: none).
+    pub const QUANTIZATION: &str = "quantization";
 }
 
 /// Whether `path` is a bundle folder (or the `model.onnx` of one).

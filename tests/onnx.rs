@@ -1,6 +1,7 @@
 //! ONNX export and ONNX Runtime inference: parity with tch on tiny models (regression,
 //! classification, BitFit/LoRA/IA3 adapters merged), a snapshot of a deterministic fixture's
-//! exported predictions, bad inputs, and the `export`/`predict` command line.
+//! exported predictions, the int8 export, bad inputs, and the `export`/`predict`/`bench`
+//! command line.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -407,4 +408,105 @@ fn cli_export_and_predict_stream_with_error_column() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("ORT_DYLIB_PATH"), "{err}");
+}
+
+#[test]
+fn int8_export_is_smaller_and_stays_close_to_tch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, tch) = {
+        let _g = lock();
+        let m = tiny_model(regression_meta(), 3);
+        let tch = tch_predictions(&m);
+        (m, tch)
+    };
+    let folder = dir.path().join("model");
+    m.save(&folder).unwrap();
+    let fp32 = dir.path().join("fp32.lipo");
+    let int8 = dir.path().join("int8.lipo");
+    lipo::export::export_model_dir(&folder, &fp32).unwrap();
+    let s =
+        lipo::export::export_model_dir_with(&folder, &int8, lipo::export::Quantize::Int8).unwrap();
+    let graph = std::fs::read(int8.join("model.onnx")).unwrap();
+    let has = |needle: &[u8]| graph.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"DynamicQuantizeMatMul") && has(b"com.microsoft"));
+    assert!(s.onnx_bytes < std::fs::metadata(fp32.join("model.onnx")).unwrap().len() as usize);
+    let p = Predictor::open(&int8, &options(5)).unwrap();
+    assert_eq!(p.info().quantization, "int8");
+    let q: Vec<f64> = p
+        .predict(&SMILES)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    // Close to tch (within a tenth of a label sd on this tiny model with large random weights;
+    // `lipo bench --int8` measures the error of real models), but not the float graph in
+    // disguise.
+    let max = tch
+        .iter()
+        .zip(&q)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(max <= 0.1 * 1.203, "int8 differs from tch by {max}");
+    assert!(max > 1e-6, "int8 predictions equal the float ones exactly");
+    let f = Predictor::open(&fp32, &options(5)).unwrap();
+    assert_eq!(f.info().quantization, "none");
+}
+
+#[test]
+fn cli_bench_times_tch_ort_and_int8() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("model");
+    {
+        let _g = lock();
+        tiny_model(regression_meta(), 5).save(&folder).unwrap();
+    }
+    let csv = dir.path().join("smiles.csv");
+    std::fs::write(&csv, format!("smiles\n{}\n", SMILES.join("\n"))).unwrap();
+    let json = dir.path().join("bench.json");
+    let o = lipo_cmd()
+        .args(["--threads", "1", "bench", "--batch-sizes", "1,4", "--int8"])
+        .args(["--repeats", "2", "--model"])
+        .arg(&folder)
+        .arg("--data")
+        .arg(&csv)
+        .arg("--out")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("int8/tch") && text.contains("median of 2 passes"),
+        "{text}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "{r}");
+    for e in ["tch", "ort", "ort-int8"] {
+        for bs in [1, 4] {
+            let row = rows
+                .iter()
+                .find(|x| x["engine"] == e && x["batch_size"] == bs)
+                .unwrap_or_else(|| panic!("no {e} row at batch {bs}: {r}"));
+            assert_eq!(row["molecules"], SMILES.len());
+            assert_eq!(row["passes"].as_array().unwrap().len(), 2);
+            assert!(row["molecules_per_s"].as_f64().unwrap() > 0.0);
+        }
+    }
+    assert!(r["max_abs_diff"].as_f64().unwrap() <= 1e-4, "{r}");
+    assert!(r["max_abs_diff_int8"].as_f64().unwrap() > 0.0, "{r}");
+    // Zero passes is refused by name.
+    let o = lipo_cmd()
+        .args(["bench", "--repeats", "0", "--model"])
+        .arg(&folder)
+        .arg("--data")
+        .arg(&csv)
+        .arg("--out")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--repeats"));
 }

@@ -1,6 +1,6 @@
 //! A small builder of ONNX graphs over the `onnx-protobuf` message types: graph inputs and
-//! outputs, float and int64 initializers, and single-output nodes with attributes. Every
-//! value gets a unique name derived from a readable hint.
+//! outputs, float, int64 and int8 initializers, and nodes (of any operator domain) with
+//! attributes. Every value gets a unique name derived from a readable hint.
 
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::DataType;
@@ -131,6 +131,20 @@ impl Graph {
         name
     }
 
+    /// An int8 initializer of shape `dims` (quantized weights).
+    pub fn init_i8(&mut self, hint: &str, dims: &[usize], data: &[i8]) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        let name = self.fresh(hint);
+        self.proto.initializer.push(TensorProto {
+            name: name.clone(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: DataType::INT8 as i32,
+            raw_data: data.iter().map(|&v| v as u8).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
     /// A float32 scalar constant.
     pub fn scalar(&mut self, hint: &str, v: f32) -> String {
         self.init_f32(hint, &[], &[v])
@@ -143,7 +157,21 @@ impl Graph {
 
     /// Adds node `op` with one output named after `hint`; returns the output's name.
     pub fn op(&mut self, op: &str, hint: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
-        let out = self.fresh(hint);
+        self.node("", op, &[hint], inputs, attrs).remove(0)
+    }
+
+    /// Adds node `op` of operator domain `domain` (`""`: the default ONNX domain) with one
+    /// output per hint; returns the outputs' names. An empty input name skips an optional
+    /// input.
+    pub fn node(
+        &mut self,
+        domain: &str,
+        op: &str,
+        hints: &[&str],
+        inputs: &[&str],
+        attrs: &[(&str, Attr)],
+    ) -> Vec<String> {
+        let outs: Vec<String> = hints.iter().map(|h| self.fresh(h)).collect();
         let attribute = attrs
             .iter()
             .map(|(name, a)| {
@@ -169,14 +197,15 @@ impl Graph {
             })
             .collect();
         self.proto.node.push(NodeProto {
-            name: out.clone(),
+            name: outs[0].clone(),
             op_type: op.into(),
+            domain: domain.into(),
             input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![out.clone()],
+            output: outs.clone(),
             attribute,
             ..Default::default()
         });
-        out
+        outs
     }
 
     /// Number of initializer elements (the exported parameter count, constants included).

@@ -7,6 +7,7 @@
 
 pub mod graph;
 pub mod molformer;
+pub mod quantize;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use crate::bundle::{self, keys};
 use crate::error::{Error, Result};
 use crate::model::{files, Config, ModelMeta, Task};
 use crate::tokenizer::SmilesTokenizer;
+pub use quantize::Quantize;
 pub use weights::{Tensor32, Weights};
 
 /// ONNX operator set of the exported graph (LayerNormalization needs 17).
@@ -45,12 +47,14 @@ fn task_name(t: Task) -> &'static str {
     }
 }
 
-/// The ONNX model (graph, opset, metadata) of a model with a sequence head.
+/// The ONNX model (graph, opset, metadata) of a model with a sequence head, its weights
+/// stored as `quantize` says.
 pub fn onnx_model(
     config: &Config,
     meta: &ModelMeta,
     tokenizer: &SmilesTokenizer,
     weights: &mut Weights,
+    quantize: Quantize,
 ) -> Result<ModelProto> {
     if tokenizer.vocab_size() != config.vocab_size {
         return Err(Error::param(
@@ -62,7 +66,7 @@ pub fn onnx_model(
             ),
         ));
     }
-    let graph = molformer::build(config, meta, weights)?;
+    let graph = molformer::build(config, meta, weights, quantize)?;
     let prop = |k: &str, v: String| StringStringEntryProto {
         key: k.into(),
         value: v,
@@ -71,11 +75,14 @@ pub fn onnx_model(
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     Ok(ModelProto {
         ir_version: IR_VERSION,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-            ..Default::default()
-        }],
+        opset_import: std::iter::once((String::new(), OPSET))
+            .chain((quantize == Quantize::Int8).then(|| (quantize::DOMAIN.to_string(), 1)))
+            .map(|(domain, version)| OperatorSetIdProto {
+                domain,
+                version,
+                ..Default::default()
+            })
+            .collect(),
         producer_name: "lipo".into(),
         producer_version: crate::VERSION.into(),
         doc_string: format!(
@@ -97,19 +104,21 @@ pub fn onnx_model(
             prop(keys::LABEL_SD, meta.label_sd.to_string()),
             prop(keys::THRESHOLD, opt(meta.threshold)),
             prop(keys::MAX_LENGTH, config.max_position_embeddings.to_string()),
+            prop(keys::QUANTIZATION, quantize.name().into()),
         ],
         ..Default::default()
     })
 }
 
 /// Exports `weights` of a model as the bundle folder `out` (replaced if it is a bundle
-/// already; any other existing path is refused).
+/// already; any other existing path is refused), stored as `quantize` says.
 pub fn export(
     config: &Config,
     meta: &ModelMeta,
     tokenizer: &SmilesTokenizer,
     mut weights: Weights,
     out: &Path,
+    quantize: Quantize,
 ) -> Result<ExportSummary> {
     if out.exists() && !bundle::is_bundle(out) {
         return Err(Error::param(
@@ -120,7 +129,7 @@ pub fn export(
             ),
         ));
     }
-    let model = onnx_model(config, meta, tokenizer, &mut weights)?;
+    let model = onnx_model(config, meta, tokenizer, &mut weights, quantize)?;
     weights.finish()?;
     let initializer_elements = model
         .graph
@@ -151,8 +160,18 @@ const ADAPTER_INFO: &str = "adapter.json";
 /// Exports a model folder (`config.json`, `model.safetensors`, optional `tokenizer.json`
 /// and `lipo.json`) as the bundle `out`, reading the weights without libtorch. A folder whose
 /// model carries PEFT adapters (or an adapter-only folder) is loaded with tch and its adapters
-/// merged (`lipo::peft::merge`) first; that needs the `train` feature.
+/// merged (`lipo::peft::merge`) first; that needs the `train` feature. Float32 weights; see
+/// [`export_model_dir_with`] for int8.
 pub fn export_model_dir(model_dir: &Path, out: &Path) -> Result<ExportSummary> {
+    export_model_dir_with(model_dir, out, Quantize::None)
+}
+
+/// [`export_model_dir`] with the weights stored as `quantize` says.
+pub fn export_model_dir_with(
+    model_dir: &Path,
+    out: &Path,
+    quantize: Quantize,
+) -> Result<ExportSummary> {
     let weights_path = model_dir.join(files::WEIGHTS);
     let meta_path = model_dir.join(files::META);
     let adapter_only = !weights_path.is_file() && model_dir.join(ADAPTER_INFO).is_file();
@@ -162,7 +181,7 @@ pub fn export_model_dir(model_dir: &Path, out: &Path) -> Result<ExportSummary> {
         None
     };
     if adapter_only || meta.as_ref().is_some_and(|m| m.peft.is_some()) {
-        return export_with_adapters(model_dir, out);
+        return export_with_adapters(model_dir, out, quantize);
     }
     let (config, weights_path, tokenizer, _) = crate::model::read_folder(model_dir)?;
     let meta = meta.unwrap_or_else(|| ModelMeta {
@@ -170,18 +189,22 @@ pub fn export_model_dir(model_dir: &Path, out: &Path) -> Result<ExportSummary> {
         ..ModelMeta::default()
     });
     let weights = Weights::from_safetensors(&weights_path)?;
-    export(&config, &meta, &tokenizer, weights, out)
+    export(&config, &meta, &tokenizer, weights, out, quantize)
 }
 
 #[cfg(feature = "train")]
-fn export_with_adapters(model_dir: &Path, out: &Path) -> Result<ExportSummary> {
+fn export_with_adapters(model_dir: &Path, out: &Path, quantize: Quantize) -> Result<ExportSummary> {
     let mut model = crate::model::Model::load(model_dir, tch::Device::Cpu)?;
     crate::peft::merge(&mut model)?;
-    export_model(&model, out)
+    export_model_with(&model, out, quantize)
 }
 
 #[cfg(not(feature = "train"))]
-fn export_with_adapters(model_dir: &Path, _out: &Path) -> Result<ExportSummary> {
+fn export_with_adapters(
+    model_dir: &Path,
+    _out: &Path,
+    _quantize: Quantize,
+) -> Result<ExportSummary> {
     Err(Error::model(
         model_dir,
         "carries PEFT adapters; merging them for export needs lipo built with the train feature",
@@ -193,10 +216,27 @@ fn export_with_adapters(model_dir: &Path, _out: &Path) -> Result<ExportSummary> 
 /// adapters.
 #[cfg(feature = "train")]
 pub fn export_model(model: &crate::model::Model, out: &Path) -> Result<ExportSummary> {
+    export_model_with(model, out, Quantize::None)
+}
+
+/// [`export_model`] with the weights stored as `quantize` says.
+#[cfg(feature = "train")]
+pub fn export_model_with(
+    model: &crate::model::Model,
+    out: &Path,
+    quantize: Quantize,
+) -> Result<ExportSummary> {
     let weights = Weights::from_model(model)?;
     let meta = ModelMeta {
         peft: None,
         ..model.meta.clone()
     };
-    export(&model.config, &meta, &model.tokenizer, weights, out)
+    export(
+        &model.config,
+        &meta,
+        &model.tokenizer,
+        weights,
+        out,
+        quantize,
+    )
 }

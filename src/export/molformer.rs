@@ -3,10 +3,15 @@
 //! computed in-graph from the sequence length, random-feature linear attention, post-LayerNorm
 //! blocks with exact (erf) gelu, masked mean pooling and the sequence head, then the label
 //! standardisation undone (regression) or a sigmoid (classification).
+//!
+//! Each block computes its queries, keys and values with one matrix product whose weight also
+//! holds the column permutation of rotary's `rotate_half` (so no gather runs per token), and
+//! with [`Quantize::Int8`] the encoder's linear layers run as int8 `DynamicQuantizeMatMul`.
 
 use onnx_protobuf::tensor_proto::DataType;
 
 use super::graph::{Attr, Dim, Graph};
+use super::quantize::{self, Quantize};
 use super::weights::Weights;
 use crate::bundle::io;
 use crate::error::{Error, Result};
@@ -20,8 +25,11 @@ struct Builder<'a> {
     one: String,
     sqrt2: String,
     half: String,
-    /// int64 `[hidden]`: the column each column of `rotate_half` reads (halves swapped per head).
-    swap: String,
+    /// The column each column of `rotate_half` reads (halves swapped within each head).
+    swap: Vec<usize>,
+    quantize: Quantize,
+    /// int64 `[batch, sequence, 5·hidden]`: the fused projection's 3-D shape.
+    qkv_shape: String,
 }
 
 impl Builder<'_> {
@@ -32,12 +40,78 @@ impl Builder<'_> {
             .take(&format!("{p}.weight"), &[dout, din])?
             .transposed();
         let b = self.w.take(&format!("{p}.bias"), &[dout])?;
-        let wn = self
-            .g
-            .init_f32(&format!("{p}.weight_t"), &[din, dout], &w.data);
-        let bn = self.g.init_f32(&format!("{p}.bias"), &[dout], &b.data);
+        Ok(self.dense(x, p, &w.data, &b.data, din, dout))
+    }
+
+    /// `x W + b` for `W` `[din, dout]` (row-major): MatMul and Add, or, for the encoder's
+    /// layers of an int8 export, one `DynamicQuantizeMatMul`.
+    fn dense(&mut self, x: &str, p: &str, w: &[f32], b: &[f32], din: usize, dout: usize) -> String {
+        let bn = self.g.init_f32(&format!("{p}.bias"), &[dout], b);
+        if self.quantize == Quantize::Int8 && p.starts_with("molformer.encoder.") {
+            let q = quantize::per_column(w, din, dout);
+            let wn = self
+                .g
+                .init_i8(&format!("{p}.weight_q"), &[din, dout], &q.values);
+            let sn = self
+                .g
+                .init_f32(&format!("{p}.weight_scale"), &[dout], &q.scales);
+            return self
+                .g
+                .node(
+                    quantize::DOMAIN,
+                    "DynamicQuantizeMatMul",
+                    &[p],
+                    &[x, &wn, &sn, "", &bn],
+                    &[],
+                )
+                .remove(0);
+        }
+        let wn = self.g.init_f32(&format!("{p}.weight_t"), &[din, dout], w);
         let y = self.g.op("MatMul", &format!("{p}.mm"), &[x, &wn], &[]);
-        Ok(self.g.op("Add", p, &[&y, &bn], &[]))
+        self.g.op("Add", p, &[&y, &bn], &[])
+    }
+
+    /// Queries, keys and values of the attention `a` from one product `x [Wq | Wq·S | Wk |
+    /// Wk·S | Wv]`, where `S` permutes the columns as `rotate_half` does (its sign is folded
+    /// into `sin`). Returns `[q, rotate_half(q), k, rotate_half(k), v]` (unsigned halves).
+    fn qkv(&mut self, x: &str, a: &str) -> Result<Vec<String>> {
+        let h = self.c.hidden_size;
+        let width = 5 * h;
+        let mut w = vec![0f32; h * width];
+        let mut b = Vec::with_capacity(width);
+        let mut col = 0;
+        for (which, parts) in [("query", 2), ("key", 2), ("value", 1)] {
+            let p = format!("{a}.{which}");
+            let wt = self.w.take(&format!("{p}.weight"), &[h, h])?.transposed();
+            let bias = self.w.take(&format!("{p}.bias"), &[h])?;
+            for part in 0..parts {
+                for j in 0..h {
+                    let src = if part == 1 { self.swap[j] } else { j };
+                    for i in 0..h {
+                        w[i * width + col + j] = wt.data[i * h + src];
+                    }
+                    b.push(bias.data[src]);
+                }
+                col += h;
+            }
+        }
+        let y = self.dense(x, &format!("{a}.qkv"), &w, &b, h, width);
+        let y = self.g.op(
+            "Reshape",
+            &format!("{a}.qkv_bt"),
+            &[&y, &self.qkv_shape],
+            &[],
+        );
+        let sizes = self.g.ints(&format!("{a}.qkv_sizes"), &[h as i64; 5]);
+        let names = ["query", "query.swap", "key", "key.swap", "value"].map(|n| format!("{a}.{n}"));
+        let hints: Vec<&str> = names.iter().map(String::as_str).collect();
+        Ok(self.g.node(
+            "",
+            "Split",
+            &hints,
+            &[&y, &sizes],
+            &[("axis", Attr::Int(2))],
+        ))
     }
 
     fn layer_norm(&mut self, x: &str, p: &str) -> Result<String> {
@@ -83,22 +157,15 @@ impl Builder<'_> {
             .ints(&format!("{a}.heads_shape"), &[0, 0, heads as i64, d as i64]);
         let perm = Attr::Ints(vec![0, 2, 1, 3]);
         // Queries and keys with rotary on [b, t, hidden]: y·cos + rotate_half(y)·sin, where
-        // rotate_half([a, b]) = [-b, a] per head is a column gather (halves swapped) and the
-        // sign is folded into `sin` (exact).
+        // rotate_half([a, b]) = [-b, a] per head comes out of the fused projection with its
+        // halves swapped, and the sign is folded into `sin` (exact).
+        let [q, qs, k, ks, v]: [String; 5] =
+            self.qkv(x, &a)?.try_into().expect("Split has five outputs");
         let mut rotated = Vec::new();
-        for which in ["query", "key"] {
+        for (which, y, swapped) in [("query", &q, &qs), ("key", &k, &ks)] {
             let lp = format!("{a}.{which}");
-            let y = self.linear(x, &lp, h, h)?;
-            let swapped = self.g.op(
-                "Gather",
-                &format!("{lp}.swap"),
-                &[&y, &self.swap],
-                &[("axis", Attr::Int(2))],
-            );
-            let yc = self.g.op("Mul", &format!("{lp}.cos"), &[&y, cos], &[]);
-            let ys = self
-                .g
-                .op("Mul", &format!("{lp}.sin"), &[&swapped, sin], &[]);
+            let yc = self.g.op("Mul", &format!("{lp}.cos"), &[y, cos], &[]);
+            let ys = self.g.op("Mul", &format!("{lp}.sin"), &[swapped, sin], &[]);
             let r = self.g.op("Add", &format!("{lp}.rope"), &[&yc, &ys], &[]);
             let r = self
                 .g
@@ -110,7 +177,6 @@ impl Builder<'_> {
                 &[("perm", perm.clone())],
             ));
         }
-        let v = self.linear(x, &format!("{a}.value"), h, h)?;
         let v = self.g.op(
             "Reshape",
             &format!("{a}.value.heads"),
@@ -174,7 +240,7 @@ impl Builder<'_> {
             &[&ctx],
             &[("perm", perm)],
         );
-        let merge = self.g.ints(&format!("{a}.merge_shape"), &[0, 0, h as i64]);
+        let merge = self.g.ints(&format!("{a}.merge_shape"), &[-1, h as i64]);
         let ctx = self
             .g
             .op("Reshape", &format!("{a}.ctx"), &[&ctx, &merge], &[]);
@@ -205,6 +271,7 @@ pub fn build(
     config: &Config,
     meta: &ModelMeta,
     weights: &mut Weights,
+    quantize: Quantize,
 ) -> Result<onnx_protobuf::GraphProto> {
     config.validate()?;
     let num_labels = weights
@@ -237,13 +304,12 @@ pub fn build(
     let one = g.scalar("one", 1.0);
     let sqrt2 = g.scalar("sqrt2", std::f32::consts::SQRT_2);
     let half = g.scalar("half", 0.5);
-    let swap_idx: Vec<i64> = (0..h)
+    let swap: Vec<usize> = (0..h)
         .map(|o| {
             let (head, c) = (o / d, o % d);
-            (head * d + (c + d / 2) % d) as i64
+            head * d + (c + d / 2) % d
         })
         .collect();
-    let swap = g.init_i64("rotary_swap", &[h], &swap_idx);
     let mut b = Builder {
         g,
         w: weights,
@@ -252,6 +318,8 @@ pub fn build(
         sqrt2,
         half,
         swap,
+        quantize,
+        qkv_shape: String::new(),
     };
     let g = &mut b.g;
     let maskf = g.op(
@@ -300,6 +368,24 @@ pub fn build(
         .collect();
     let sign = g.init_f32("rotary_sign", &[1, h], &sign);
     let sin = g.op("Mul", "rotary_sin_signed", &[&sin, &sign], &[]);
+    // The blocks run on [batch·sequence, hidden] (so every linear layer is one 2-D product
+    // with its bias fused); the attention reshapes to [batch, sequence, ...].
+    let width = g.ints("qkv_width", &[5 * h as i64]);
+    let qkv_shape = g.op(
+        "Concat",
+        "qkv_shape",
+        &[&shape, &width],
+        &[("axis", Attr::Int(0))],
+    );
+    let hidden = g.ints("hidden_width", &[h as i64]);
+    let bth = g.op(
+        "Concat",
+        "hidden_shape",
+        &[&shape, &hidden],
+        &[("axis", Attr::Int(0))],
+    );
+    let flat = g.ints("flat_shape", &[-1, h as i64]);
+    b.qkv_shape = qkv_shape;
     // Embeddings and blocks.
     let emb = b.w.take(
         "molformer.embeddings.word_embeddings.weight",
@@ -310,16 +396,18 @@ pub fn build(
         &[config.vocab_size, h],
         &emb.data,
     );
-    let mut x = b.g.op(
+    let x = b.g.op(
         "Gather",
         "embeddings",
         &[&embn, &ids],
         &[("axis", Attr::Int(0))],
     );
+    let mut x = b.g.op("Reshape", "embeddings_flat", &[&x, &flat], &[]);
     for i in 0..config.num_hidden_layers {
         x = b.block(&x, i, &mask4, &cos, &sin)?;
     }
     let x = b.layer_norm(&x, "molformer.LayerNorm")?;
+    let x = b.g.op("Reshape", "hidden_bth", &[&x, &bth], &[]);
     // Masked mean pooling.
     let g = &mut b.g;
     let m_axes = g.ints("mask3_axes", &[2]);

@@ -131,7 +131,8 @@ pub unsafe extern "C" fn lipo_model_close(model: *mut LipoModel) {
 }
 
 /// Describes the model as JSON (task, label name, label mean and sd, classification
-/// threshold, lipo version that exported it, path). Free `*json` with `lipo_string_free`.
+/// threshold, lipo version that exported it, vocabulary hash, quantization: "none" or
+/// "int8", path). Free `*json` with `lipo_string_free`.
 ///
 /// # Safety
 /// `model` is an open handle; `json` points to writable storage for a string pointer.
@@ -166,6 +167,7 @@ fn info_json(m: &LipoModel) -> Result<String> {
         "threshold": i.threshold,
         "lipo_version": i.lipo_version,
         "vocab_hash": i.vocab_hash,
+        "quantization": i.quantization,
     })
     .to_string())
 }

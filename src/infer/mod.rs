@@ -67,6 +67,8 @@ pub struct BundleInfo {
     pub threshold: Option<f64>,
     /// Length covered by the reference rotary tables (longer inputs work too).
     pub max_length: usize,
+    /// How the weights are stored: `none` (float32) or `int8`.
+    pub quantization: String,
 }
 
 /// Predictions from an exported bundle through ONNX Runtime; see the [module](self) docs for
@@ -146,6 +148,9 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
         max_length: num(keys::MAX_LENGTH, get(keys::MAX_LENGTH))
             .map(|v| v as usize)
             .unwrap_or(0),
+        quantization: Some(get(keys::QUANTIZATION))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "none".into()),
     })
 }
 
