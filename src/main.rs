@@ -347,6 +347,11 @@ impl CliMonitor {
 }
 
 impl CliMonitor {
+    /// Whether Ctrl-C asked the work to stop.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
     /// In a log (no visible bar), a progress line every [`LOG_EVERY_S`] seconds and at the end.
     fn log_line(&mut self, step: u64, total: u64, loss: f64) {
         if self.bar.as_ref().is_some_and(|b| !b.is_hidden()) {

@@ -520,7 +520,13 @@ pub fn mlm(
                 ),
             ));
         }
-        if out.join(files::METRICS).is_file() {
+        // Finished, unless its model was not kept (e.g. a study carried to another machine
+        // with only its runs' records): then it runs again.
+        let model_kept = out
+            .join(files::MODEL)
+            .join(crate::model::files::CONFIG)
+            .is_file();
+        if out.join(files::METRICS).is_file() && model_kept {
             return fsutil::read_json(&out.join(files::METRICS));
         }
     }

@@ -290,6 +290,8 @@ pub mod files {
     pub const METRICS: &str = "metrics.json";
     /// Best-epoch model folder.
     pub const MODEL: &str = "model";
+    /// Inside a run folder whose weights were not kept: the run trained again.
+    pub const RETRAINED: &str = "retrained";
     /// Last-epoch checkpoint folder.
     pub const CHECKPOINT: &str = "checkpoint";
     /// Loss curves.
@@ -445,6 +447,33 @@ fn mean_loss(task: Task, raw: &[f64], target: &[f64]) -> f64 {
                 / n
         }
     }
+}
+
+/// The model folder of the finished run in `run_dir`. When its weights were not kept (a study
+/// carried to another machine keeps only its runs' records), the run recorded in its
+/// `run.json` is trained again into `run_dir/retrained` first; the flag says so. Retraining
+/// repeats the same split, initialisation and data order; on another thread count the
+/// numbers may differ in the last digits.
+pub fn kept_or_retrained_model(
+    run_dir: &Path,
+    device: Device,
+    monitor: &mut dyn Monitor,
+) -> Result<(PathBuf, bool)> {
+    let kept = run_dir.join(files::MODEL);
+    if kept.join(crate::model::files::CONFIG).is_file() {
+        return Ok((kept, false));
+    }
+    let run: FinetuneRun = fsutil::read_json(&run_dir.join(files::RUN))?;
+    let again = run_dir.join(files::RETRAINED);
+    monitor.event(&Event::Message {
+        text: format!(
+            "{}: weights not kept; training the run again in {}",
+            run_dir.display(),
+            again.display()
+        ),
+    });
+    finetune(&run, device, &again, monitor)?;
+    Ok((again.join(files::MODEL), true))
 }
 
 /// Runs (or resumes, or returns the finished result of) a fine-tuning run in `out`.

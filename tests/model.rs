@@ -343,3 +343,43 @@ fn finetune_run_writes_its_folder_and_resumes() {
     };
     assert!(train::finetune(&other, Device::Cpu, &out, &mut lipo::progress::Silent).is_err());
 }
+
+#[test]
+fn a_finished_run_without_its_weights_is_trained_again_when_its_model_is_needed() {
+    let _guard = lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 40);
+    let run = FinetuneRun {
+        data,
+        extra: None,
+        table: TableOptions::default(),
+        init: InitFrom::Random(Box::new(Config::tiny())),
+        train: FinetuneConfig {
+            epochs: 2,
+            batch_size: 8,
+            ..FinetuneConfig::default()
+        },
+    };
+    let out = dir.path().join("run");
+    let first = train::finetune(&run, Device::Cpu, &out, &mut lipo::progress::Silent).unwrap();
+    let kept = train::kept_or_retrained_model(&out, Device::Cpu, &mut lipo::progress::Silent);
+    assert_eq!(kept.unwrap(), (out.join("model"), false));
+    // Only the run's records travel (as a study committed without weights does).
+    std::fs::remove_dir_all(out.join("model")).unwrap();
+    let again = train::finetune(&run, Device::Cpu, &out, &mut lipo::progress::Silent).unwrap();
+    assert_eq!(
+        again.test.rmse, first.test.rmse,
+        "the records are reused as they are"
+    );
+    let (model, retrained) =
+        train::kept_or_retrained_model(&out, Device::Cpu, &mut lipo::progress::Silent).unwrap();
+    assert!(retrained);
+    assert_eq!(model, out.join("retrained").join("model"));
+    assert!(model.join("config.json").is_file());
+    // Same split, init and data order on the same thread count: the same numbers.
+    let r: lipo::train::FinetuneReport =
+        lipo::fsutil::read_json(&out.join("retrained").join("metrics.json")).unwrap();
+    assert!((r.valid.rmse - first.valid.rmse).abs() < 1e-6);
+}

@@ -27,16 +27,13 @@ fn write_external(path: &Path, n: usize) {
     std::fs::write(path, s).unwrap();
 }
 
-#[test]
-fn study_runs_every_stage_writes_the_report_and_reuses_stages() {
-    let _guard = common::lock();
-    tch::set_num_threads(1);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("lipophilicity.csv");
+/// A quick study on generated tables in `dir`, from a tiny "pre-trained" model.
+fn tiny_study(dir: &Path) -> StudyConfig {
+    let data = dir.join("lipophilicity.csv");
     common::write_toy_table(&data, 60);
-    let external = dir.path().join("external.csv");
+    let external = dir.join("external.csv");
     write_external(&external, 40);
-    let pre = dir.path().join("pre");
+    let pre = dir.join("pre");
     Model::new(
         Config::tiny(),
         ModelParts {
@@ -60,6 +57,15 @@ fn study_runs_every_stage_writes_the_report_and_reuses_stages() {
     cfg.finetune.lr = 1e-3;
     cfg.domain_mlm.valid_size = 5;
     cfg.score.lissa.depth = 10;
+    cfg
+}
+
+#[test]
+fn study_runs_every_stage_writes_the_report_and_reuses_stages() {
+    let _guard = common::lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_study(dir.path());
     let out = dir.path().join("study");
     let run = |cfg: &StudyConfig| {
         let mut runner = |r: &FinetuneRun, o: &Path| -> lipo::Result<FinetuneReport> {
@@ -73,6 +79,7 @@ fn study_runs_every_stage_writes_the_report_and_reuses_stages() {
                 runner: &mut runner,
                 command: "lipo study --quick".into(),
                 environment: vec![("threads".into(), "1".into())],
+                prior_seconds: vec![],
             },
             &mut Silent,
         )
@@ -116,4 +123,67 @@ fn study_runs_every_stage_writes_the_report_and_reuses_stages() {
     other.fraction = 0.25;
     let e = run(&other).unwrap_err().to_string();
     assert!(e.contains("study.json"), "{e}");
+}
+
+#[test]
+fn study_jobs_run_seeds_in_child_processes_then_gather() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = {
+        let _guard = common::lock();
+        tiny_study(dir.path())
+    };
+    cfg.seeds = vec![0, 1];
+    let out = dir.path().join("study");
+    let config = dir.path().join("study.json");
+    lipo::fsutil::write_json(&config, &cfg).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_lipo"))
+        .args(["--threads", "2", "study", "--jobs", "2", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("jobs: 8 per-seed jobs, 2 at a time, 1 tensor thread(s) each"),
+        "{err}"
+    );
+    for stage in [
+        "table1",
+        "table2",
+        "table3-regression",
+        "table3-classification",
+    ] {
+        for seed in [0, 1] {
+            let log = out.join(stage).join("jobs").join(format!("seed{seed}.log"));
+            assert!(log.is_file(), "{} missing", log.display());
+            assert!(
+                err.contains(&format!("jobs: {stage} seed {seed} finished")),
+                "{err}"
+            );
+        }
+    }
+    // Each seed's Table 2 run without external data is its Table 1 pre-trained run.
+    for seed in [0, 1] {
+        let a = std::fs::read(out.join(format!("table1/seed{seed}/pretrained/metrics.json")));
+        let b = std::fs::read(out.join(format!("table2/seed{seed}/none/metrics.json")));
+        assert_eq!(a.unwrap(), b.unwrap());
+    }
+    // The gathered study holds both seeds and times every stage.
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("study_results.json")).unwrap())
+            .unwrap();
+    let rows = r["table1"]["rows"].as_array().unwrap();
+    assert!(
+        rows.iter().all(|row| row["rmse"]["n"] == 2),
+        "{}",
+        r["table1"]
+    );
+    let timings = r["timings"].as_array().unwrap();
+    assert!(
+        timings.iter().all(|t| t["seconds"].as_f64().unwrap() > 0.0),
+        "{timings:?}"
+    );
+    assert!(out.join("report.md").is_file());
 }

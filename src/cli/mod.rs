@@ -1,6 +1,7 @@
 //! Sub-command modules of the `lipo` binary.
 
 pub mod influence;
+pub mod jobs;
 pub mod peft;
 pub mod study;
 pub mod table2;

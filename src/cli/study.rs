@@ -44,6 +44,11 @@ pub struct StudyArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Run the seeds of each table in this many child processes at once, each with
+    /// --threads / jobs tensor threads (e.g. 2 on a 2-core machine: about 1.4× the
+    /// throughput of one process with both cores). Logs go to STAGE/jobs/.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
 }
 
 impl StudyArgs {
@@ -101,7 +106,7 @@ fn torch_version() -> Option<String> {
     Some(line.split('\'').nth(1)?.to_string())
 }
 
-fn environment(threads: i32, device: &str) -> Vec<(String, String)> {
+fn environment(threads: &str, device: &str) -> Vec<(String, String)> {
     let mut env = vec![("lipo".to_string(), lipo::VERSION.to_string())];
     if let Ok(out) = std::process::Command::new("git")
         .args([
@@ -161,6 +166,25 @@ pub fn study(a: StudyArgs, threads: i32) -> Result<()> {
         if cfg.quick { ", --quick" } else { "" }
     );
     let mut monitor = crate::CliMonitor::new();
+    let mut prior_seconds = Vec::new();
+    let mut env_threads = threads.to_string();
+    if a.jobs > 1 {
+        let child_threads = (threads / a.jobs as i32).max(1);
+        env_threads = format!("{} jobs × {child_threads}", a.jobs);
+        prior_seconds = crate::cli::jobs::run(
+            &cfg,
+            &out,
+            a.jobs,
+            &crate::cli::jobs::ChildSettings {
+                exe: &exe,
+                threads: child_threads,
+                device: &dev,
+            },
+            &mut monitor,
+        )?;
+    } else if a.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
     let r = study::run(
         &cfg,
         &out,
@@ -168,7 +192,8 @@ pub fn study(a: StudyArgs, threads: i32) -> Result<()> {
             device,
             runner: &mut runner,
             command,
-            environment: environment(threads, &lipo::device::describe(device)),
+            environment: environment(&env_threads, &lipo::device::describe(device)),
+            prior_seconds,
         },
         &mut monitor,
     )?;

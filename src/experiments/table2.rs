@@ -216,7 +216,9 @@ pub fn score_run(
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     fsutil::write_json(&key_path, &key)?;
-    let model = Model::load(&run_dir.join(train::files::MODEL), device)?;
+    let (model_dir, _) =
+        train::kept_or_retrained_model(run_dir, device, &mut crate::progress::Silent)?;
+    let model = Model::load(&model_dir, device)?;
     let data = data::read_table(&run.data, &model.tokenizer, data_options, true)?;
     let split: Split = fsutil::read_json(&run_dir.join(train::files::SPLIT))?;
     let ext = data::read_table(external, &model.tokenizer, external_options, true)?;

@@ -50,6 +50,10 @@ pub struct BestModel {
     pub max_abs_diff: f64,
     /// The accepted bound.
     pub tolerance: f64,
+    /// When the run's weights were missing and it was trained again: the new run's
+    /// validation RMSE (the exported model is that one).
+    #[serde(default)]
+    pub retrained_valid_rmse: Option<f64>,
 }
 
 /// Every Lipophilicity regression run of the study: (label, run folder).
@@ -108,7 +112,17 @@ pub fn export_and_check(
     })?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let run: FinetuneRun = fsutil::read_json(&dir.join(train::files::RUN))?;
-    let model_dir = dir.join(train::files::MODEL);
+    let (model_dir, again) =
+        train::kept_or_retrained_model(&dir, tch::Device::Cpu, &mut crate::progress::Silent)?;
+    let retrained = if again {
+        let r: FinetuneReport = fsutil::read_json(
+            &dir.join(train::files::RETRAINED)
+                .join(train::files::METRICS),
+        )?;
+        Some(r.valid.rmse)
+    } else {
+        None
+    };
     let model = Model::load(&model_dir, tch::Device::Cpu)?;
     let table = data::read_table(&run.data, &model.tokenizer, &run.table, true)?;
     let split: Split = fsutil::read_json(&dir.join(train::files::SPLIT))?;
@@ -167,6 +181,7 @@ pub fn export_and_check(
         checked: seqs.len(),
         max_abs_diff,
         tolerance,
+        retrained_valid_rmse: retrained,
     };
     fsutil::write_json(&out.join(files::BEST_JSON), &best)?;
     if max_abs_diff.is_nan() || max_abs_diff > tolerance {

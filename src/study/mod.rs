@@ -204,12 +204,14 @@ struct StageRecord {
 
 /// Runs `f` as the stage `name` in `dir` and times it. The stage's settings go to
 /// `dir/stage.json` with the time once it finishes; a later call with the same settings
-/// reports the stored time and `reused` (its runs are reused by `f` itself).
+/// reports the stored time and `reused` (its runs are reused by `f` itself). `prior_seconds`,
+/// the time its runs took in other processes, is added to the time measured here.
 fn stage<T>(
     name: &str,
     dir: &Path,
     settings: &impl Serialize,
     estimated_seconds: f64,
+    prior_seconds: Option<f64>,
     monitor: &mut dyn Monitor,
     f: impl FnOnce(&mut dyn Monitor) -> Result<T>,
 ) -> Result<(T, StageTiming)> {
@@ -251,7 +253,7 @@ fn stage<T>(
     let seconds = match done_before {
         Some(s) => s,
         None => {
-            let s = t0.elapsed().as_secs_f64();
+            let s = t0.elapsed().as_secs_f64() + prior_seconds.unwrap_or(0.0);
             fsutil::write_json(
                 &path,
                 &StageRecord {
@@ -344,6 +346,10 @@ pub struct StudyOptions<'a> {
     pub command: String,
     /// Environment lines for the report (versions, threads).
     pub environment: Vec<(String, String)>,
+    /// Seconds a stage's runs already took before this call (e.g. in parallel child jobs,
+    /// `lipo study --jobs`), by stage folder name: a stage finished now reports these instead
+    /// of the time this call spent reusing its runs.
+    pub prior_seconds: Vec<(String, f64)>,
 }
 
 /// Runs (or resumes, or re-reads) the whole study in `out` and writes the report.
@@ -353,6 +359,160 @@ pub fn run(
     opts: StudyOptions<'_>,
     monitor: &mut dyn Monitor,
 ) -> Result<StudyReport> {
+    prepare(cfg, out)?;
+    let est = estimate::estimate(cfg, opts.device)?;
+    monitor.event(&Event::Message {
+        text: est.summary(),
+    });
+    let est_of = |name: &str| {
+        est.stages
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0.0, |(_, s)| *s)
+    };
+    let prior = |name: &str| {
+        opts.prior_seconds
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| *s)
+    };
+    let device = opts.device;
+    let mut timings = Vec::new();
+    let [s1, s2, s3, s4, s5] = files::STAGES;
+
+    let t1cfg = cfg.table1();
+    let (t1, t) = stage(
+        s1,
+        &out.join(s1),
+        &t1cfg,
+        est_of(s1),
+        prior(s1),
+        monitor,
+        |m| table1::table1(&t1cfg, device, &out.join(s1), m),
+    )?;
+    timings.push(t);
+
+    let t2cfg = cfg.table2();
+    for &seed in &cfg.seeds {
+        if share_table2_run(cfg, out, seed)? {
+            monitor.event(&Event::Message {
+                text: format!(
+                    "table 2, seed {seed}: the run without external data is Table 1's pre-trained run; reused"
+                ),
+            });
+        }
+    }
+    let (t2, t) = stage(
+        s2,
+        &out.join(s2),
+        &t2cfg,
+        est_of(s2),
+        prior(s2),
+        monitor,
+        |m| table2::table2(&t2cfg, device, &out.join(s2), m),
+    )?;
+    timings.push(t);
+
+    let runner = opts.runner;
+    let mut t3 = Vec::new();
+    for (name, c) in [
+        (s3, cfg.table3_regression()),
+        (s4, cfg.table3_classification()),
+    ] {
+        for &seed in &cfg.seeds {
+            share_table3_run(cfg, out, name, seed)?;
+        }
+        let key = table3_key(&c);
+        let (r, t) = stage(
+            name,
+            &out.join(name),
+            &key,
+            est_of(name),
+            prior(name),
+            monitor,
+            |_| compare::compare(&c, &out.join(name), runner),
+        )?;
+        t3.push(r);
+        timings.push(t);
+    }
+    let t3c = t3.pop().expect("two comparisons");
+    let t3r = t3.pop().expect("two comparisons");
+
+    let candidates = best::candidates(out, cfg, &t3r);
+    let (best, t) = stage(
+        s5,
+        &out.join(s5),
+        &(&candidates, cfg.onnx_tolerance),
+        est_of(s5),
+        prior(s5),
+        monitor,
+        |_| best::export_and_check(&candidates, &out.join(s5), cfg.onnx_tolerance),
+    )?;
+    timings.push(t);
+    let report = StudyReport {
+        config: cfg.clone(),
+        command: opts.command,
+        environment: opts.environment,
+        estimate: est,
+        table1: t1,
+        table2: t2,
+        table3_regression: t3r,
+        table3_classification: t3c,
+        best,
+        timings,
+    };
+    fsutil::write_json(&out.join(files::RESULTS), &report)?;
+    report::write(&report, out)?;
+    Ok(report)
+}
+
+/// Copies Table 1's finished pre-trained run of `seed` as Table 2's run without external
+/// data, when that run is exactly Table 2's (see [`reuse_run`]). Returns whether it copied.
+pub fn share_table2_run(cfg: &StudyConfig, out: &Path, seed: u64) -> Result<bool> {
+    let [s1, s2, ..] = files::STAGES;
+    let from = out.join(s1).join(format!("seed{seed}")).join("pretrained");
+    let to = out.join(s2).join(format!("seed{seed}")).join("none");
+    reuse_run(&from, &to, &cfg.table2().base_run(seed))
+}
+
+/// Copies Table 1's finished pre-trained run of `seed` as the full fine-tune of the Table 3
+/// stage `stage` (`table3-regression` or `table3-classification`), when that run is exactly
+/// the comparison's. Returns whether it copied.
+pub fn share_table3_run(cfg: &StudyConfig, out: &Path, stage: &str, seed: u64) -> Result<bool> {
+    let [s1, _, s3, s4, _] = files::STAGES;
+    let c = if stage == s3 {
+        cfg.table3_regression()
+    } else if stage == s4 {
+        cfg.table3_classification()
+    } else {
+        return Err(Error::param(
+            "stage",
+            format!("{stage:?} is not a Table 3 stage"),
+        ));
+    };
+    let full = &c.methods()[0];
+    let from = out.join(s1).join(format!("seed{seed}")).join("pretrained");
+    let to = out.join(stage).join("full").join(format!("seed-{seed}"));
+    reuse_run(&from, &to, &c.run_of(full, seed))
+}
+
+/// The settings that identify a finished Table 3 stage in its `stage.json`.
+fn table3_key(c: &CompareConfig) -> serde_json::Value {
+    serde_json::json!([
+        c.data,
+        c.init,
+        c.seeds,
+        c.task,
+        c.binarize,
+        c.full,
+        c.lora,
+        c.peft_epochs
+    ])
+}
+
+/// Checks the study's inputs and that `out` holds no different study, then records `cfg` as
+/// `out/study.json` (so a resumed or parallel run continues the same study).
+pub fn prepare(cfg: &StudyConfig, out: &Path) -> Result<()> {
     if cfg.seeds.is_empty() {
         return Err(Error::param("--seeds", "give at least one seed"));
     }
@@ -387,99 +547,5 @@ pub fn run(
             ));
         }
     }
-    fsutil::write_json(&cfg_path, cfg)?;
-    let est = estimate::estimate(cfg, opts.device)?;
-    monitor.event(&Event::Message {
-        text: est.summary(),
-    });
-    let est_of = |name: &str| {
-        est.stages
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(0.0, |(_, s)| *s)
-    };
-    let device = opts.device;
-    let mut timings = Vec::new();
-    let [s1, s2, s3, s4, s5] = files::STAGES;
-
-    let t1cfg = cfg.table1();
-    let (t1, t) = stage(s1, &out.join(s1), &t1cfg, est_of(s1), monitor, |m| {
-        table1::table1(&t1cfg, device, &out.join(s1), m)
-    })?;
-    timings.push(t);
-
-    let t2cfg = cfg.table2();
-    for &seed in &cfg.seeds {
-        let from = out.join(s1).join(format!("seed{seed}")).join("pretrained");
-        let to = out.join(s2).join(format!("seed{seed}")).join("none");
-        if reuse_run(&from, &to, &t2cfg.base_run(seed))? {
-            monitor.event(&Event::Message {
-                text: format!(
-                    "table 2, seed {seed}: the run without external data is Table 1's pre-trained run; reused"
-                ),
-            });
-        }
-    }
-    let (t2, t) = stage(s2, &out.join(s2), &t2cfg, est_of(s2), monitor, |m| {
-        table2::table2(&t2cfg, device, &out.join(s2), m)
-    })?;
-    timings.push(t);
-
-    let runner = opts.runner;
-    let mut t3 = Vec::new();
-    for (name, c) in [
-        (s3, cfg.table3_regression()),
-        (s4, cfg.table3_classification()),
-    ] {
-        let full = &c.methods()[0];
-        for &seed in &cfg.seeds {
-            let from = out.join(s1).join(format!("seed{seed}")).join("pretrained");
-            let to = out.join(name).join("full").join(format!("seed-{seed}"));
-            reuse_run(&from, &to, &c.run_of(full, seed))?;
-        }
-        let key = (
-            &c.data,
-            &c.init,
-            &c.seeds,
-            c.task,
-            c.binarize,
-            &c.full,
-            &c.lora,
-            c.peft_epochs,
-        );
-        let (r, t) = stage(name, &out.join(name), &key, est_of(name), monitor, |_| {
-            compare::compare(&c, &out.join(name), runner)
-        })?;
-        t3.push(r);
-        timings.push(t);
-    }
-    let t3c = t3.pop().expect("two comparisons");
-    let t3r = t3.pop().expect("two comparisons");
-
-    let candidates = best::candidates(out, cfg, &t3r);
-    let (best, t) = stage(
-        s5,
-        &out.join(s5),
-        &(&candidates, cfg.onnx_tolerance),
-        est_of(s5),
-        monitor,
-        |_| best::export_and_check(&candidates, &out.join(s5), cfg.onnx_tolerance),
-    )?;
-    timings.push(t);
-
-    let report = StudyReport {
-        config: cfg.clone(),
-        command: opts.command,
-        environment: opts.environment,
-        estimate: est,
-        table1: t1,
-        table2: t2,
-        table3_regression: t3r,
-        table3_classification: t3c,
-        best,
-        timings,
-    };
-    fsutil::write_json(&out.join(files::RESULTS), &report)?;
-    report::write(&report, out)?;
-    Ok(report)
+    fsutil::write_json(&cfg_path, cfg)
 }

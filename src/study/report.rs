@@ -166,6 +166,12 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
         b.test.r2,
         b.test.pearson
     ));
+    if let Some(v) = b.retrained_valid_rmse {
+        s.push_str(&format!(
+            "Its weights were not kept with the run's records, so it was trained again from \
+             its run.json (validation RMSE {v:.4} this time); the exported model is that one.\n\n"
+        ));
+    }
     s.push_str(&format!(
         "Exported to ONNX as `{}`; ONNX Runtime and tch agree on all {} test molecules to \
          {:.1e} (allowed {:.0e}).\n\n",

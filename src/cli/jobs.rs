@@ -1,0 +1,268 @@
+//! `lipo study --jobs N`: the study's seeds run in N child processes at once.
+//!
+//! Every seed of every table is one child job, `lipo compare-mlm | compare-influence |
+//! compare-peft --config STAGE/jobs/seedK.json --out STAGE`, which writes its runs exactly
+//! where the study keeps them. A seed's Table 2 and Table 3 (regression) jobs wait for its
+//! Table 1 job, whose pre-trained run they share. When all jobs have finished, the study runs
+//! in this process as usual and finds every run done: it only gathers the tables, exports the
+//! best model and writes the report. On a small machine, N processes with fewer threads each
+//! keep the cores busier than one process with all of them (the fine-tunes use batch 16).
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use lipo::progress::{Event, Monitor};
+
+use lipo::study::{self, files, StudyConfig};
+
+/// One child job: a stage's comparison command for one seed.
+struct Job {
+    stage: &'static str,
+    seed: u64,
+    /// The `lipo` sub-command.
+    command: &'static str,
+    /// Index in the plan of the job it waits for (Table 1's jobs come first, one per seed).
+    after: Option<usize>,
+}
+
+/// The jobs of `cfg`, in launch order.
+fn plan(cfg: &StudyConfig) -> Vec<Job> {
+    let [s1, s2, s3, s4, _] = files::STAGES;
+    let n = cfg.seeds.len();
+    let mut jobs = Vec::new();
+    for (stage, command) in [
+        (s1, "compare-mlm"),
+        (s2, "compare-influence"),
+        (s3, "compare-peft"),
+        (s4, "compare-peft"),
+    ] {
+        for (k, &seed) in cfg.seeds.iter().enumerate() {
+            let after = (stage == s2 || stage == s3).then_some(k);
+            debug_assert!(after.is_none_or(|a| a < n && jobs.len() >= n));
+            jobs.push(Job {
+                stage,
+                seed,
+                command,
+                after,
+            });
+        }
+    }
+    jobs
+}
+
+/// Writes the configuration of `job` (the stage's, restricted to its seed); returns its path.
+fn write_config(cfg: &StudyConfig, out: &Path, job: &Job) -> Result<PathBuf> {
+    let [s1, s2, s3, _, _] = files::STAGES;
+    let path = out
+        .join(job.stage)
+        .join("jobs")
+        .join(format!("seed{}.json", job.seed));
+    let seeds = vec![job.seed];
+    if job.stage == s1 {
+        let mut c = cfg.table1();
+        c.seeds = seeds;
+        lipo::fsutil::write_json(&path, &c)?;
+    } else if job.stage == s2 {
+        let mut c = cfg.table2();
+        c.seeds = seeds;
+        lipo::fsutil::write_json(&path, &c)?;
+    } else {
+        let mut c = if job.stage == s3 {
+            cfg.table3_regression()
+        } else {
+            cfg.table3_classification()
+        };
+        c.seeds = seeds;
+        lipo::fsutil::write_json(&path, &c)?;
+    }
+    Ok(path)
+}
+
+/// What a child needs besides its job.
+pub struct ChildSettings<'a> {
+    /// The `lipo` executable.
+    pub exe: &'a Path,
+    /// Tensor threads of each child.
+    pub threads: i32,
+    /// `--device` of each child.
+    pub device: &'a str,
+}
+
+fn launch(cfg: &StudyConfig, out: &Path, job: &Job, s: &ChildSettings) -> Result<(Child, PathBuf)> {
+    let [_, s2, s3, s4, _] = files::STAGES;
+    if job.stage == s2 {
+        study::share_table2_run(cfg, out, job.seed)?;
+    } else if job.stage == s3 || job.stage == s4 {
+        study::share_table3_run(cfg, out, job.stage, job.seed)?;
+    }
+    let config = write_config(cfg, out, job)?;
+    let log = config.with_extension("log");
+    let file =
+        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let err = file
+        .try_clone()
+        .with_context(|| format!("opening {}", log.display()))?;
+    // Its own process group: a Ctrl-C at the terminal reaches only this process, which
+    // passes one interrupt on to each child (see `run`).
+    let child = Command::new(s.exe)
+        .process_group(0)
+        .arg("--threads")
+        .arg(s.threads.to_string())
+        .arg(job.command)
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(out.join(job.stage))
+        .arg("--device")
+        .arg(s.device)
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("starting {}", s.exe.display()))?;
+    Ok((child, log))
+}
+
+/// Asks `child` to stop at its next safe point, as Ctrl-C would.
+fn interrupt(child: &Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) with a live child's pid and a standard signal has no memory effects.
+        unsafe {
+            libc::kill(pid, libc::SIGINT);
+        }
+    }
+}
+
+/// Runs every job of `cfg`, `jobs` at a time, and returns the wall time each stage's jobs
+/// spanned in this call (first start to last end), by stage folder name. Jobs whose runs are
+/// finished already end at once (their runs are reused). A failed job stops new launches;
+/// the error names its log. On Ctrl-C (or SIGINT to this process) each running child is
+/// interrupted once: it stops at its next safe point, and the same command resumes.
+pub fn run(
+    cfg: &StudyConfig,
+    out: &Path,
+    jobs: usize,
+    settings: &ChildSettings,
+    monitor: &mut crate::CliMonitor,
+) -> Result<Vec<(String, f64)>> {
+    study::prepare(cfg, out)?;
+    let plan = plan(cfg);
+    let say = |m: &mut dyn Monitor, text: String| m.event(&Event::Message { text });
+    say(
+        monitor,
+        format!(
+            "jobs: {} per-seed jobs, {jobs} at a time, {} tensor thread(s) each; logs in {}/STAGE/jobs/",
+            plan.len(),
+            settings.threads,
+            out.display()
+        ),
+    );
+    let mut done = vec![false; plan.len()];
+    let mut started = vec![false; plan.len()];
+    let mut running: Vec<(usize, Child, PathBuf, Instant)> = Vec::new();
+    let mut spans: BTreeMap<&str, (Instant, Instant)> = BTreeMap::new();
+    let mut failure: Option<String> = None;
+    let mut stop = false;
+    let mut last_status = Instant::now();
+    loop {
+        let mut k = 0;
+        while k < running.len() {
+            let (i, child, log, t0) = &mut running[k];
+            let Some(status) = child
+                .try_wait()
+                .with_context(|| format!("waiting for the job logged in {}", log.display()))?
+            else {
+                k += 1;
+                continue;
+            };
+            let job = &plan[*i];
+            let took = t0.elapsed();
+            let span = spans.entry(job.stage).or_insert((*t0, *t0));
+            span.1 = Instant::now();
+            if status.success() {
+                done[*i] = true;
+                say(
+                    monitor,
+                    format!(
+                        "jobs: {} seed {} finished in {}",
+                        job.stage,
+                        job.seed,
+                        study::estimate::human_seconds(took.as_secs_f64())
+                    ),
+                );
+            } else if failure.is_none() {
+                failure = Some(format!(
+                    "{} seed {} stopped ({status}); its messages are in {}",
+                    job.stage,
+                    job.seed,
+                    log.display()
+                ));
+            }
+            running.swap_remove(k);
+        }
+        while !stop && failure.is_none() && running.len() < jobs {
+            let next =
+                (0..plan.len()).find(|&i| !started[i] && plan[i].after.is_none_or(|a| done[a]));
+            let Some(i) = next else { break };
+            let job = &plan[i];
+            let (child, log) = launch(cfg, out, job, settings)?;
+            started[i] = true;
+            let now = Instant::now();
+            spans.entry(job.stage).or_insert((now, now));
+            say(
+                monitor,
+                format!(
+                    "jobs: {} seed {} started (lipo {}; log {})",
+                    job.stage,
+                    job.seed,
+                    job.command,
+                    log.display()
+                ),
+            );
+            running.push((i, child, log, now));
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        if last_status.elapsed() >= Duration::from_secs(600) {
+            last_status = Instant::now();
+            let list: Vec<String> = running
+                .iter()
+                .map(|(i, _, _, t0)| {
+                    format!(
+                        "{} seed {} ({})",
+                        plan[*i].stage,
+                        plan[*i].seed,
+                        study::estimate::human_seconds(t0.elapsed().as_secs_f64())
+                    )
+                })
+                .collect();
+            let left = started.iter().filter(|s| !**s).count();
+            say(
+                monitor,
+                format!("jobs: running {}; {left} waiting", list.join(", ")),
+            );
+        }
+        if !stop && monitor.stopped() {
+            stop = true;
+            for (_, child, _, _) in &running {
+                interrupt(child);
+            }
+        }
+    }
+    if let Some(f) = failure {
+        bail!("{f}; run the same command to resume");
+    }
+    if stop || done.iter().any(|d| !d) {
+        bail!("stopped before every job finished; run the same command to resume");
+    }
+    Ok(spans
+        .into_iter()
+        .map(|(stage, (a, b))| (stage.to_string(), b.duration_since(a).as_secs_f64()))
+        .collect())
+}
