@@ -35,8 +35,9 @@ pub struct BenchConfig {
     pub ort_threads: Option<usize>,
     /// Also time an int8 export through ONNX Runtime.
     pub int8: bool,
-    /// Timed passes over the molecules per engine and batch size (interleaved across
-    /// engines, so a slow spell of the machine hits all of them); the median is reported.
+    /// Timed passes over the molecules per engine and batch size; the median is reported.
+    /// Within a pass the engines take turns on slices of 256 molecules, so a slow spell of
+    /// the machine hits all of them.
     pub repeats: usize,
 }
 
@@ -91,7 +92,15 @@ pub struct BenchReport {
     pub rms_diff_int8: Option<f64>,
 }
 
+/// Molecules per turn when the engines take turns (rounded to whole batches).
+const INTERLEAVE_MOLECULES: usize = 256;
+
+/// Pause before each timed turn, so the other engine's idle worker threads (ONNX Runtime and
+/// OpenMP both spin a while after work) have gone to sleep and do not compete.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(30);
+
 fn time<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    std::thread::sleep(SETTLE);
     let t0 = Instant::now();
     let v = f()?;
     Ok((v, t0.elapsed().as_secs_f64()))
@@ -138,6 +147,9 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
     if let Some(n) = cfg.limit {
         seqs.truncate(n.max(1));
     }
+    // Length order: each slice the engines take turns on holds similar lengths, as a
+    // length-bucketed batcher would give them.
+    seqs.sort_by_key(|s| s.len());
     let n = seqs.len();
     let mean_tokens = seqs.iter().map(|s| s.len()).sum::<usize>() as f64 / n.max(1) as f64;
     let open = |quantize: Quantize| -> Result<Predictor> {
@@ -164,23 +176,32 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
         for (b, &bs) in cfg.batch_sizes.iter().enumerate() {
             if pass == 0 {
                 crate::predict::predict(&model, warm, bs)?;
-            }
-            let (reference, s) = time(|| crate::predict::predict(&model, &seqs, bs))?;
-            passes[0][b].push(s);
-            for (e, (_, predictor)) in ort.iter().enumerate() {
-                if pass == 0 {
+                for (_, predictor) in &ort {
                     predictor.predict_encoded_batched(warm, bs)?;
                 }
-                let (p, s) = time(|| predictor.predict_encoded_batched(&seqs, bs))?;
-                passes[1 + e][b].push(s);
-                if pass == 0 {
-                    for (a, r) in p.iter().zip(&reference) {
-                        let d = &mut diffs[e];
-                        d.0 = d.0.max((a - r).abs());
-                        d.1 += (a - r).powi(2);
-                        d.2 += 1;
+            }
+            // The engines take turns on slices of a few seconds' work, so a slow spell of a
+            // shared machine costs every engine alike instead of whichever ran then.
+            let slice = (bs * (INTERLEAVE_MOLECULES / bs).max(1)).min(n.max(1));
+            let mut seconds = vec![0f64; 1 + ort.len()];
+            for part in seqs.chunks(slice) {
+                let (reference, s) = time(|| crate::predict::predict(&model, part, bs))?;
+                seconds[0] += s;
+                for (e, (_, predictor)) in ort.iter().enumerate() {
+                    let (p, s) = time(|| predictor.predict_encoded_batched(part, bs))?;
+                    seconds[1 + e] += s;
+                    if pass == 0 {
+                        for (a, r) in p.iter().zip(&reference) {
+                            let d = &mut diffs[e];
+                            d.0 = d.0.max((a - r).abs());
+                            d.1 += (a - r).powi(2);
+                            d.2 += 1;
+                        }
                     }
                 }
+            }
+            for (e, s) in seconds.into_iter().enumerate() {
+                passes[e][b].push(s);
             }
         }
     }

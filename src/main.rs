@@ -307,7 +307,8 @@ struct BenchArgs {
     /// ONNX Runtime intra-op threads (default: --threads).
     #[arg(long)]
     ort_threads: Option<usize>,
-    /// Timed passes per engine and batch size, interleaved; the median is reported.
+    /// Timed passes per engine and batch size (engines take turns on slices of 256 molecules);
+    /// the median is reported.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
 }

@@ -71,28 +71,34 @@ impl Builder<'_> {
         self.g.op("Add", p, &[&y, &bn], &[])
     }
 
-    /// Queries, keys and values of the attention `a` from one product `x [Wq | Wq·S | Wk |
-    /// Wk·S | Wv]`, where `S` permutes the columns as `rotate_half` does (its sign is folded
-    /// into `sin`). Returns `[q, rotate_half(q), k, rotate_half(k), v]` (unsigned halves).
+    /// Queries and keys, their `rotate_half` partners, and values of the attention `a` from
+    /// one product `x [Wq | Wk | Wq·S | Wk·S | Wv]`, where `S` permutes the columns as
+    /// `rotate_half` does (its sign is folded into `sin`). Returns `[q|k, rotate_half(q|k),
+    /// v]` on `[batch, sequence, ·]` (unsigned halves).
     fn qkv(&mut self, x: &str, a: &str) -> Result<Vec<String>> {
         let h = self.c.hidden_size;
         let width = 5 * h;
-        let mut w = vec![0f32; h * width];
-        let mut b = Vec::with_capacity(width);
-        let mut col = 0;
-        for (which, parts) in [("query", 2), ("key", 2), ("value", 1)] {
+        let mut mats = Vec::new();
+        for which in ["query", "key", "value"] {
             let p = format!("{a}.{which}");
             let wt = self.w.take(&format!("{p}.weight"), &[h, h])?.transposed();
             let bias = self.w.take(&format!("{p}.bias"), &[h])?;
-            for part in 0..parts {
-                for j in 0..h {
-                    let src = if part == 1 { self.swap[j] } else { j };
-                    for i in 0..h {
-                        w[i * width + col + j] = wt.data[i * h + src];
-                    }
-                    b.push(bias.data[src]);
+            mats.push((wt, bias));
+        }
+        let mut w = vec![0f32; h * width];
+        let mut b = Vec::with_capacity(width);
+        for (block, (m, swapped)) in [(0, false), (1, false), (0, true), (1, true), (2, false)]
+            .into_iter()
+            .enumerate()
+        {
+            let (wt, bias) = &mats[m];
+            let col = block * h;
+            for j in 0..h {
+                let src = if swapped { self.swap[j] } else { j };
+                for i in 0..h {
+                    w[i * width + col + j] = wt.data[i * h + src];
                 }
-                col += h;
+                b.push(bias.data[src]);
             }
         }
         let y = self.dense(x, &format!("{a}.qkv"), &w, &b, h, width);
@@ -102,8 +108,11 @@ impl Builder<'_> {
             &[&y, &self.qkv_shape],
             &[],
         );
-        let sizes = self.g.ints(&format!("{a}.qkv_sizes"), &[h as i64; 5]);
-        let names = ["query", "query.swap", "key", "key.swap", "value"].map(|n| format!("{a}.{n}"));
+        let sizes = self.g.ints(
+            &format!("{a}.qkv_sizes"),
+            &[2 * h as i64, 2 * h as i64, h as i64],
+        );
+        let names = ["query_key", "query_key.swap", "value"].map(|n| format!("{a}.{n}"));
         let hints: Vec<&str> = names.iter().map(String::as_str).collect();
         Ok(self.g.node(
             "",
@@ -152,31 +161,33 @@ impl Builder<'_> {
         );
         let p = format!("molformer.encoder.layer.{i}");
         let a = format!("{p}.attention.self");
+        // Queries and keys side by side on [b, t, 2·hidden], rotary applied to both at once:
+        // y·cos + rotate_half(y)·sin, where rotate_half([a, b]) = [-b, a] per head comes out
+        // of the fused projection with its halves swapped, and the sign is folded into `sin`
+        // (exact). Then [2, b, heads, t, d]: queries and keys stacked on a leading axis.
+        let [qk, qks, v]: [String; 3] = self
+            .qkv(x, &a)?
+            .try_into()
+            .expect("Split has three outputs");
+        let yc = self.g.op("Mul", &format!("{a}.qk.cos"), &[&qk, cos], &[]);
+        let ys = self.g.op("Mul", &format!("{a}.qk.sin"), &[&qks, sin], &[]);
+        let r = self.g.op("Add", &format!("{a}.qk.rope"), &[&yc, &ys], &[]);
+        let stacked = self.g.ints(
+            &format!("{a}.qk.heads_shape"),
+            &[0, 0, 2, heads as i64, d as i64],
+        );
+        let r = self
+            .g
+            .op("Reshape", &format!("{a}.qk.heads"), &[&r, &stacked], &[]);
+        let r = self.g.op(
+            "Transpose",
+            &format!("{a}.qk.sbhtd"),
+            &[&r],
+            &[("perm", Attr::Ints(vec![2, 0, 3, 1, 4]))],
+        );
         let split_shape = self
             .g
             .ints(&format!("{a}.heads_shape"), &[0, 0, heads as i64, d as i64]);
-        let perm = Attr::Ints(vec![0, 2, 1, 3]);
-        // Queries and keys with rotary on [b, t, hidden]: y·cos + rotate_half(y)·sin, where
-        // rotate_half([a, b]) = [-b, a] per head comes out of the fused projection with its
-        // halves swapped, and the sign is folded into `sin` (exact).
-        let [q, qs, k, ks, v]: [String; 5] =
-            self.qkv(x, &a)?.try_into().expect("Split has five outputs");
-        let mut rotated = Vec::new();
-        for (which, y, swapped) in [("query", &q, &qs), ("key", &k, &ks)] {
-            let lp = format!("{a}.{which}");
-            let yc = self.g.op("Mul", &format!("{lp}.cos"), &[y, cos], &[]);
-            let ys = self.g.op("Mul", &format!("{lp}.sin"), &[swapped, sin], &[]);
-            let r = self.g.op("Add", &format!("{lp}.rope"), &[&yc, &ys], &[]);
-            let r = self
-                .g
-                .op("Reshape", &format!("{lp}.heads"), &[&r, &split_shape], &[]);
-            rotated.push(self.g.op(
-                "Transpose",
-                &format!("{lp}.bhtd"),
-                &[&r],
-                &[("perm", perm.clone())],
-            ));
-        }
         let v = self.g.op(
             "Reshape",
             &format!("{a}.value.heads"),
@@ -187,31 +198,38 @@ impl Builder<'_> {
             "Transpose",
             &format!("{a}.value.bhtd"),
             &[&v],
-            &[("perm", perm.clone())],
+            &[("perm", Attr::Ints(vec![0, 2, 1, 3]))],
         );
-        // Random-feature map φ(y) = relu(y W), W [d, m].
+        // Random-feature map φ(y) = relu(y W), W [d, m], on queries and keys together; the
+        // leading axis of size 1 that each keeps broadcasts against [b, heads, ...] below.
         let fm = self.w.take(&format!("{a}.feature_map.weight"), &[d, m])?;
         let fmn = self
             .g
             .init_f32(&format!("{a}.feature_map.weight"), &[d, m], &fm.data);
-        let fq = self
+        let f = self.g.op("MatMul", &format!("{a}.f.mm"), &[&r, &fmn], &[]);
+        let f = self.g.op("Relu", &format!("{a}.f"), &[&f], &[]);
+        let ones = self.g.ints(&format!("{a}.f.sizes"), &[1, 1]);
+        let [fq, fk]: [String; 2] = self
             .g
-            .op("MatMul", &format!("{a}.fq.mm"), &[&rotated[0], &fmn], &[]);
-        let fq = self.g.op("Relu", &format!("{a}.fq"), &[&fq], &[]);
-        let fk = self
-            .g
-            .op("MatMul", &format!("{a}.fk.mm"), &[&rotated[1], &fmn], &[]);
-        let fk = self.g.op("Relu", &format!("{a}.fk.relu"), &[&fk], &[]);
+            .node(
+                "",
+                "Split",
+                &[&format!("{a}.fq"), &format!("{a}.fk.relu")],
+                &[&f, &ones],
+                &[("axis", Attr::Int(0))],
+            )
+            .try_into()
+            .expect("Split has two outputs");
         let fk = self.g.op("Mul", &format!("{a}.fk"), &[&fk, mask4], &[]);
         // Linear attention: KV = φ(K)ᵀ V, n = max(φ(Q)·Σφ(K), eps), ctx = φ(Q) KV / n.
         let fkt = self.g.op(
             "Transpose",
             &format!("{a}.fk_t"),
             &[&fk],
-            &[("perm", Attr::Ints(vec![0, 1, 3, 2]))],
+            &[("perm", Attr::Ints(vec![0, 1, 2, 4, 3]))],
         );
         let kv = self.g.op("MatMul", &format!("{a}.kv"), &[&fkt, &v], &[]);
-        let ax_seq = self.g.ints(&format!("{a}.axis_seq"), &[2]);
+        let ax_seq = self.g.ints(&format!("{a}.axis_seq"), &[3]);
         let ksum = self.g.op(
             "ReduceSum",
             &format!("{a}.ksum"),
@@ -238,7 +256,7 @@ impl Builder<'_> {
             "Transpose",
             &format!("{a}.ctx_bthd"),
             &[&ctx],
-            &[("perm", perm)],
+            &[("perm", Attr::Ints(vec![0, 1, 3, 2, 4]))],
         );
         let merge = self.g.ints(&format!("{a}.merge_shape"), &[-1, h as i64]);
         let ctx = self
@@ -368,6 +386,15 @@ pub fn build(
         .collect();
     let sign = g.init_f32("rotary_sign", &[1, h], &sign);
     let sin = g.op("Mul", "rotary_sin_signed", &[&sin, &sign], &[]);
+    // The same tables twice side by side, for queries and keys at once: [t, 2·hidden].
+    let last = ("axis", Attr::Int(-1));
+    let cos = g.op(
+        "Concat",
+        "rotary_cos_qk",
+        &[&cos, &cos],
+        std::slice::from_ref(&last),
+    );
+    let sin = g.op("Concat", "rotary_sin_qk", &[&sin, &sin], &[last]);
     // The blocks run on [batch·sequence, hidden] (so every linear layer is one 2-D product
     // with its bias fused); the attention reshapes to [batch, sequence, ...].
     let width = g.ints("qkv_width", &[5 * h as i64]);
