@@ -107,9 +107,9 @@ mod tests {
 
     #[test]
     fn zero_column_gets_unit_scale() {
-        let q = per_column(&[0.0, 1.0, 0.0, -2.0], 2, 2);
+        let q = per_column(&[0.0, 1.0, 0.0, -4.0], 2, 2);
         assert_eq!(q.scales[0], 1.0);
-        assert_eq!(q.values, vec![0, 32, 0, -63]);
+        assert_eq!(q.values, vec![0, 16, 0, -63]);
     }
 
     #[test]
