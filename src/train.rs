@@ -449,6 +449,20 @@ fn mean_loss(task: Task, raw: &[f64], target: &[f64]) -> f64 {
     }
 }
 
+/// The report of `run` when `out` holds it finished (its run.json is `run` and its
+/// metrics.json exists), whether or not its model was kept.
+pub fn finished_record(run: &FinetuneRun, out: &Path) -> Result<Option<FinetuneReport>> {
+    let (run_path, metrics) = (out.join(files::RUN), out.join(files::METRICS));
+    if !(run_path.is_file() && metrics.is_file()) {
+        return Ok(None);
+    }
+    let previous: FinetuneRun = fsutil::read_json(&run_path)?;
+    if &previous != run {
+        return Ok(None);
+    }
+    fsutil::read_json(&metrics).map(Some)
+}
+
 /// The model folder of the finished run in `run_dir`. When its weights were not kept (a study
 /// carried to another machine keeps only its runs' records), the run recorded in its
 /// `run.json` is trained again into `run_dir/retrained` first; the flag says so. Retraining

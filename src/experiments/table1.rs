@@ -160,18 +160,22 @@ pub fn table1(
                 ..cfg.domain_mlm.clone()
             },
         };
-        let m = mlm::mlm(&mlm_run, device, &dir.join("domain-mlm"), monitor)?;
+        let mlm_dir = dir.join("domain-mlm");
+        let ft_run = run(InitFrom::Model(mlm_dir.join(mlm::files::MODEL)));
+        let ft_dir = dir.join("domain-finetune");
+        // When the fine-tune after domain MLM is finished, the MLM model is not needed again:
+        // its record suffices (its weights may not have been kept).
+        let m = match (
+            train::finished_record(&ft_run, &ft_dir)?,
+            mlm::finished_record(&mlm_run, &mlm_dir)?,
+        ) {
+            (Some(_), Some(m)) => m,
+            _ => mlm::mlm(&mlm_run, device, &mlm_dir, monitor)?,
+        };
         accs.push(m.valid_accuracy);
 
         say(monitor, "fine-tuning after domain MLM");
-        let b = train::finetune(
-            &run(InitFrom::Model(
-                dir.join("domain-mlm").join(mlm::files::MODEL),
-            )),
-            device,
-            &dir.join("domain-finetune"),
-            monitor,
-        )?;
+        let b = train::finetune(&ft_run, device, &ft_dir, monitor)?;
         domain.push(b.test);
         curves.push((
             a.history.iter().map(|h| h.train_loss).collect(),
