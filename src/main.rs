@@ -124,6 +124,10 @@ struct FinetuneArgs {
     /// Stop after this many epochs without a better validation loss.
     #[arg(long)]
     patience: Option<usize>,
+    /// Learning-rate schedule over the steps of --epochs: constant, linear (down to 0) or
+    /// cosine.
+    #[arg(long, default_value = "constant", value_parser = parse_schedule)]
+    lr_schedule: lipo::train::LrSchedule,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -131,6 +135,11 @@ struct FinetuneArgs {
     table: TableArgs,
     #[command(flatten)]
     peft: cli::peft::PeftArgs,
+}
+
+fn parse_schedule(s: &str) -> std::result::Result<lipo::train::LrSchedule, String> {
+    lipo::train::LrSchedule::parse(s)
+        .ok_or_else(|| format!("{s:?} is not constant, linear or cosine"))
 }
 
 #[derive(Args)]
@@ -504,6 +513,7 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
                     batch_size: a.batch_size,
                     patience: a.patience,
                     seed: a.seed,
+                    schedule: a.lr_schedule,
                     ..FinetuneConfig::default()
                 },
                 a.epochs,

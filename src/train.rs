@@ -31,8 +31,11 @@ pub struct FinetuneConfig {
     pub epochs: usize,
     /// Molecules per step (the study: 16).
     pub batch_size: usize,
-    /// Adam learning rate.
+    /// Adam learning rate (the peak, with a schedule).
     pub lr: f64,
+    /// How the learning rate changes over the run's steps (absent: constant).
+    #[serde(skip_serializing_if = "LrSchedule::is_constant")]
+    pub schedule: LrSchedule,
     /// L2 weight decay.
     pub weight_decay: f64,
     /// Clip the global gradient norm to this value.
@@ -56,6 +59,51 @@ pub struct FinetuneConfig {
     /// Parameter-efficient method (absent: every parameter trains).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peft: Option<PeftConfig>,
+}
+
+/// How the learning rate changes over a run's steps (over `epochs`, even when `patience`
+/// stops the run earlier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// `lr` throughout (lipo's default).
+    #[default]
+    Constant,
+    /// Straight down from `lr` to 0 at the last step (Hugging Face Trainer's default).
+    Linear,
+    /// Half a cosine from `lr` down to 0 at the last step.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// Whether this is [`LrSchedule::Constant`] (then run.json leaves it out).
+    pub fn is_constant(&self) -> bool {
+        *self == LrSchedule::Constant
+    }
+
+    /// The learning rate of the step that follows `done` of `total` steps.
+    pub fn rate(self, lr: f64, done: u64, total: u64) -> f64 {
+        let t = if total == 0 {
+            0.0
+        } else {
+            (done as f64 / total as f64).clamp(0.0, 1.0)
+        };
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Linear => lr * (1.0 - t),
+            LrSchedule::Cosine => lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
+        }
+    }
+
+    /// Parses `constant`, `linear` or `cosine`.
+    pub fn parse(s: &str) -> Option<LrSchedule> {
+        match s {
+            "constant" => Some(LrSchedule::Constant),
+            "linear" => Some(LrSchedule::Linear),
+            "cosine" => Some(LrSchedule::Cosine),
+            _ => None,
+        }
+    }
 }
 
 /// The threshold that turns numeric labels into classes.
@@ -117,6 +165,7 @@ impl Default for FinetuneConfig {
             epochs: 20,
             batch_size: 16,
             lr: 1e-4,
+            schedule: LrSchedule::Constant,
             weight_decay: 0.0,
             grad_clip: Some(1.0),
             patience: None,
@@ -711,7 +760,8 @@ pub fn finetune(
             opt.zero_grad();
             loss.backward();
             let grad_norm = opt.clip_grad_norm(cfg.grad_clip);
-            opt.step(cfg.lr);
+            let lr = cfg.schedule.rate(cfg.lr, step, total);
+            opt.step(lr);
             let l = loss.double_value(&[]);
             if !l.is_finite() {
                 return Err(Error::Training(format!(
@@ -726,7 +776,7 @@ pub fn finetune(
                 step,
                 train_loss: l,
                 grad_norm,
-                lr: cfg.lr,
+                lr,
                 step_seconds: secs,
                 steps_per_s: 1.0 / secs.max(1e-9),
             }))?;

@@ -383,3 +383,56 @@ fn a_finished_run_without_its_weights_is_trained_again_when_its_model_is_needed(
         lipo::fsutil::read_json(&out.join("retrained").join("metrics.json")).unwrap();
     assert!((r.valid.rmse - first.valid.rmse).abs() < 1e-6);
 }
+
+#[test]
+fn learning_rate_schedules_decay_to_zero_and_constant_stays_out_of_run_json() {
+    use lipo::train::LrSchedule;
+    assert_eq!(LrSchedule::Constant.rate(1e-4, 50, 100), 1e-4);
+    assert!((LrSchedule::Linear.rate(1e-4, 25, 100) - 0.75e-4).abs() < 1e-15);
+    assert!((LrSchedule::Cosine.rate(1e-4, 50, 100) - 0.5e-4).abs() < 1e-15);
+    assert_eq!(LrSchedule::Linear.rate(1e-4, 0, 100), 1e-4);
+    assert!(LrSchedule::Cosine.rate(1e-4, 100, 100).abs() < 1e-15);
+    assert_eq!(LrSchedule::parse("cosine"), Some(LrSchedule::Cosine));
+    assert_eq!(LrSchedule::parse("step"), None);
+    // Records written before schedules existed still describe the same (constant) run.
+    let json = serde_json::to_value(FinetuneConfig::default()).unwrap();
+    assert!(json.get("schedule").is_none(), "{json}");
+    let back: FinetuneConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(back, FinetuneConfig::default());
+
+    // A linear run logs a falling rate that reaches lr / steps at its last step.
+    let _guard = lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 40);
+    let run = FinetuneRun {
+        data,
+        extra: None,
+        table: TableOptions::default(),
+        init: InitFrom::Random(Box::new(Config::tiny())),
+        train: FinetuneConfig {
+            epochs: 2,
+            batch_size: 8,
+            lr: 1e-3,
+            schedule: LrSchedule::Linear,
+            ..FinetuneConfig::default()
+        },
+    };
+    let out = dir.path().join("run");
+    train::finetune(&run, Device::Cpu, &out, &mut lipo::progress::Silent).unwrap();
+    let text = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let lrs: Vec<f64> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .filter_map(|v| v["lr"].as_f64())
+        .collect();
+    assert!(lrs.len() >= 4, "{text}");
+    assert_eq!(lrs[0], 1e-3);
+    assert!(lrs.windows(2).all(|w| w[1] < w[0]), "{lrs:?}");
+    let last = *lrs.last().unwrap();
+    assert!((last - 1e-3 / lrs.len() as f64).abs() < 1e-12, "{lrs:?}");
+    let saved: FinetuneRun = lipo::fsutil::read_json(&out.join("run.json")).unwrap();
+    assert_eq!(saved.train.schedule, LrSchedule::Linear);
+}
