@@ -34,6 +34,28 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
+/// The result recorded in `dir/result_file` of a finished run, when `dir/run_file` records
+/// exactly `run`; `None` when either file is missing or the run differs.
+pub fn finished_record<R, T>(
+    run: &R,
+    dir: &Path,
+    run_file: &str,
+    result_file: &str,
+) -> Result<Option<T>>
+where
+    R: serde::de::DeserializeOwned + PartialEq,
+    T: serde::de::DeserializeOwned,
+{
+    let (run_path, result) = (dir.join(run_file), dir.join(result_file));
+    if !(run_path.is_file() && result.is_file()) {
+        return Ok(None);
+    }
+    if &read_json::<R>(&run_path)? != run {
+        return Ok(None);
+    }
+    read_json(&result).map(Some)
+}
+
 /// Replaces folder `dst` by folder `src` (same filesystem) as atomically as the OS allows:
 /// the old folder is renamed aside first and removed only after `src` is in place.
 pub fn replace_dir(src: &Path, dst: &Path) -> Result<()> {

@@ -490,15 +490,7 @@ fn build_model(
 /// The report of `run` when `out` holds it finished (its run.json is `run` and its
 /// metrics.json exists), whether or not its model was kept.
 pub fn finished_record(run: &MlmRun, out: &Path) -> Result<Option<MlmReport>> {
-    let (run_path, metrics) = (out.join("run.json"), out.join(files::METRICS));
-    if !(run_path.is_file() && metrics.is_file()) {
-        return Ok(None);
-    }
-    let previous: MlmRun = fsutil::read_json(&run_path)?;
-    if &previous != run {
-        return Ok(None);
-    }
-    fsutil::read_json(&metrics).map(Some)
+    fsutil::finished_record(run, out, "run.json", files::METRICS)
 }
 
 /// Runs, resumes, or returns the finished result of an MLM run in `out`.

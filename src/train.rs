@@ -501,15 +501,7 @@ fn mean_loss(task: Task, raw: &[f64], target: &[f64]) -> f64 {
 /// The report of `run` when `out` holds it finished (its run.json is `run` and its
 /// metrics.json exists), whether or not its model was kept.
 pub fn finished_record(run: &FinetuneRun, out: &Path) -> Result<Option<FinetuneReport>> {
-    let (run_path, metrics) = (out.join(files::RUN), out.join(files::METRICS));
-    if !(run_path.is_file() && metrics.is_file()) {
-        return Ok(None);
-    }
-    let previous: FinetuneRun = fsutil::read_json(&run_path)?;
-    if &previous != run {
-        return Ok(None);
-    }
-    fsutil::read_json(&metrics).map(Some)
+    fsutil::finished_record(run, out, files::RUN, files::METRICS)
 }
 
 /// The model folder of the finished run in `run_dir`. When its weights were not kept (a study

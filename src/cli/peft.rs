@@ -210,12 +210,8 @@ pub fn run_in_child(
     out: &Path,
 ) -> lipo::Result<FinetuneReport> {
     let metrics = out.join(train::files::METRICS);
-    let run_json = out.join(train::files::RUN);
-    if metrics.is_file()
-        && run_json.is_file()
-        && lipo::fsutil::read_json::<FinetuneRun>(&run_json)? == *run
-    {
-        return lipo::fsutil::read_json(&metrics);
+    if let Some(done) = train::finished_record(run, out)? {
+        return Ok(done);
     }
     std::fs::create_dir_all(out).map_err(|e| lipo::Error::io(out, e))?;
     let spec = out.with_extension("spec.json");
