@@ -128,6 +128,10 @@ struct FinetuneArgs {
     /// cosine.
     #[arg(long, default_value = "constant", value_parser = parse_schedule)]
     lr_schedule: lipo::train::LrSchedule,
+    /// Draw fresh random attention features at every training step (the reference MoLFormer
+    /// code's behaviour; a regulariser). Evaluation uses the stored features either way.
+    #[arg(long)]
+    redraw_features: bool,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -182,6 +186,10 @@ struct MlmArgs {
     /// Held-out molecules for masked accuracy.
     #[arg(long, default_value_t = 2000)]
     valid_size: usize,
+    /// Draw fresh random attention features at every training step (the reference MoLFormer
+    /// code's behaviour). Evaluation uses the stored features either way.
+    #[arg(long)]
+    redraw_features: bool,
     #[arg(long, default_value = "auto")]
     device: String,
     #[arg(long)]
@@ -514,6 +522,7 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
                     patience: a.patience,
                     seed: a.seed,
                     schedule: a.lr_schedule,
+                    redraw_features: a.redraw_features,
                     ..FinetuneConfig::default()
                 },
                 a.epochs,
@@ -588,6 +597,7 @@ fn mlm(a: MlmArgs) -> Result<()> {
                 eval_every: a.eval_every,
                 checkpoint_every: a.checkpoint_every,
                 valid_size: a.valid_size,
+                redraw_features: a.redraw_features,
                 ..MlmConfig::default()
             },
         },

@@ -57,6 +57,10 @@ pub struct MlmConfig {
     pub max_tokens: usize,
     /// Clip the global gradient norm.
     pub grad_clip: Option<f64>,
+    /// Draw fresh random attention features at every training step, as the reference
+    /// MoLFormer code does (absent: false, the stored features throughout).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub redraw_features: bool,
 }
 
 impl Default for MlmConfig {
@@ -76,6 +80,7 @@ impl Default for MlmConfig {
             chunk_size: 16384,
             max_tokens: 256,
             grad_clip: Some(1.0),
+            redraw_features: false,
         }
     }
 }
@@ -573,20 +578,28 @@ pub fn mlm(
     }
     monitor.event(&Event::Message {
         text: format!(
-            "corpus: {} training, {} held out, {} excluded (in {}), {} skipped",
+            "corpus: {} training, {} held out, {} excluded{}, {} skipped",
             scan.train,
             scan.valid.len(),
             scan.excluded,
-            run.exclude
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            if run.exclude.is_empty() {
+                " (no --exclude table)".to_string()
+            } else {
+                format!(
+                    " (in {})",
+                    run.exclude
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
             scan.skipped
         ),
     });
 
     let mut model = build_model(&run.init, tokenizer.clone(), device, cfg.seed)?;
+    model.encoder.set_feature_redraw(cfg.redraw_features);
     model.meta.provenance = Some(format!(
         "lipo {} mlm on {}",
         crate::VERSION,

@@ -59,6 +59,10 @@ pub struct FinetuneConfig {
     /// Parameter-efficient method (absent: every parameter trains).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peft: Option<PeftConfig>,
+    /// Draw fresh random attention features at every training step, as the reference
+    /// MoLFormer code does (absent: false, the stored features throughout).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub redraw_features: bool,
 }
 
 /// How the learning rate changes over a run's steps (over `epochs`, even when `patience`
@@ -176,6 +180,7 @@ impl Default for FinetuneConfig {
             task: Task::Regression,
             binarize: None,
             peft: None,
+            redraw_features: false,
         }
     }
 }
@@ -649,6 +654,7 @@ pub fn finetune(
     let mut model = build_model(&run.init, device, cfg.seed)?;
     // A starting model that carries adapters starts from its merged weights.
     peft::merge(&mut model)?;
+    model.encoder.set_feature_redraw(cfg.redraw_features);
     model.meta = ModelMeta {
         task: cfg.task,
         label_name: data.label_col.clone(),

@@ -4,7 +4,7 @@ mod common;
 
 use lipo::data::TableOptions;
 use lipo::experiments::table1::{domain_mlm_defaults, table1, Table1Config};
-use lipo::model::{Config, Model, ModelMeta, ModelParts, Task};
+use lipo::model::Config;
 use lipo::progress::Silent;
 use lipo::tokenizer::SmilesTokenizer;
 use lipo::train::FinetuneConfig;
@@ -31,24 +31,7 @@ fn table1_runs_all_rows_and_reuses_finished_runs() {
     }
     std::fs::write(&data, s).unwrap();
     let pre = dir.path().join("pre");
-    let meta = ModelMeta {
-        task: Task::Encoder,
-        ..ModelMeta::default()
-    };
-    Model::new(
-        Config::tiny(),
-        ModelParts {
-            lm_head: true,
-            num_labels: None,
-        },
-        meta,
-        SmilesTokenizer::molformer(),
-        Device::Cpu,
-        1,
-    )
-    .unwrap()
-    .save(&pre)
-    .unwrap();
+    common::save_tiny_pretrained(&pre, 1);
     let cfg = Table1Config {
         data,
         table: TableOptions::default(),

@@ -3,10 +3,10 @@
 
 use lipo::data::{read_table, Split, TableOptions};
 use lipo::influence::{self, Examples, LissaConfig, ParamSet};
-use lipo::model::{Config, Model, ModelMeta, ModelParts};
+use lipo::model::{Config, Model};
 use lipo::selection::{self, ScoreConfig, Selection, Solver};
 use lipo::tokenizer::{pad_batch, SmilesTokenizer};
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 mod common;
 use common::lock;
@@ -40,18 +40,7 @@ fn trained_model(seqs: &[Vec<u32>], ys: &[f64]) -> Model {
         embedding_dropout_prob: 0.0,
         ..Config::tiny()
     };
-    let m = Model::new(
-        cfg,
-        ModelParts {
-            lm_head: false,
-            num_labels: Some(1),
-        },
-        ModelMeta::default(),
-        SmilesTokenizer::molformer(),
-        Device::Cpu,
-        7,
-    )
-    .unwrap();
+    let m = common::regression_model(cfg, 7);
     m.set_trainable(|_| true);
     let mut opt = lipo::optim::Adam::new(m.named_tensors(), lipo::optim::AdamConfig::adam());
     let (ids, mask) = m.batch_tensors(&pad_batch(seqs));

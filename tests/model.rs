@@ -224,22 +224,14 @@ fn tiny_model_overfits_32_molecules() {
     // Overfit all 32 rows with the library's pieces.
     let tok = SmilesTokenizer::molformer();
     let table = lipo::data::read_table(&data, &tok, &TableOptions::default(), true).unwrap();
-    let model = Model::new(
+    let model = common::regression_model(
         Config {
             hidden_dropout_prob: 0.0,
             embedding_dropout_prob: 0.0,
             ..Config::tiny()
         },
-        ModelParts {
-            lm_head: false,
-            num_labels: Some(1),
-        },
-        ModelMeta::default(),
-        tok,
-        Device::Cpu,
         0,
-    )
-    .unwrap();
+    );
     model.set_trainable(|_| true);
     let mut opt = lipo::optim::Adam::new(model.named_tensors(), lipo::optim::AdamConfig::adam());
     let seqs: Vec<&[u32]> = table.records.iter().map(|r| r.ids.as_slice()).collect();
@@ -435,4 +427,38 @@ fn learning_rate_schedules_decay_to_zero_and_constant_stays_out_of_run_json() {
     assert!((last - 1e-3 / lrs.len() as f64).abs() < 1e-12, "{lrs:?}");
     let saved: FinetuneRun = lipo::fsutil::read_json(&out.join("run.json")).unwrap();
     assert_eq!(saved.train.schedule, LrSchedule::Linear);
+}
+
+#[test]
+fn feature_redraw_changes_training_passes_only_and_stays_out_of_old_records() {
+    let _guard = lock();
+    let mut cfg = Config::tiny();
+    cfg.hidden_dropout_prob = 0.0;
+    cfg.embedding_dropout_prob = 0.0;
+    let mut m = common::regression_model(cfg, 3);
+    let seqs = encode_all(&m.tokenizer);
+    let (ids, mask) = m.batch_tensors(&pad_batch(&seqs));
+    let pass = |m: &Model, train: bool| tch::no_grad(|| m.pooled(&ids, &mask, train));
+    // Without dropout and without redraw, a training pass is the evaluation pass.
+    let eval = pass(&m, false);
+    assert!(max_abs_diff(&pass(&m, true), &eval) < 1e-6);
+    m.encoder.set_feature_redraw(true);
+    // Each training pass draws new features: the outputs move, and differ from each other.
+    let (a, b) = (pass(&m, true), pass(&m, true));
+    assert!(max_abs_diff(&a, &eval) > 1e-4);
+    assert!(max_abs_diff(&a, &b) > 1e-4);
+    // Evaluation keeps the stored features: reproducible, and the same as before.
+    assert!(max_abs_diff(&pass(&m, false), &eval) < 1e-7);
+
+    // Records written before the option existed still describe the same run.
+    let json = serde_json::to_value(FinetuneConfig::default()).unwrap();
+    assert!(json.get("redraw_features").is_none(), "{json}");
+    let mlm = serde_json::to_value(lipo::mlm::MlmConfig::default()).unwrap();
+    assert!(mlm.get("redraw_features").is_none(), "{mlm}");
+    let on = FinetuneConfig {
+        redraw_features: true,
+        ..FinetuneConfig::default()
+    };
+    let back: FinetuneConfig = serde_json::from_value(serde_json::to_value(&on).unwrap()).unwrap();
+    assert!(back.redraw_features);
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use lipo::data::TableOptions;
-use lipo::model::{Config, Model, ModelMeta, ModelParts, Task};
+use lipo::model::{Config, Model, Task};
 use lipo::peft::{self, Ia3Config, LoraConfig, PeftConfig};
 use lipo::tokenizer::{pad_batch, SmilesTokenizer};
 use lipo::train::{self, Binarize, FinetuneConfig, FinetuneRun, InitFrom};
@@ -24,18 +24,7 @@ const SMILES: [&str; 6] = [
 ];
 
 fn tiny_with_head(seed: u64) -> Model {
-    Model::new(
-        Config::tiny(),
-        ModelParts {
-            lm_head: false,
-            num_labels: Some(1),
-        },
-        ModelMeta::default(),
-        SmilesTokenizer::molformer(),
-        Device::Cpu,
-        seed,
-    )
-    .unwrap()
+    common::regression_model(Config::tiny(), seed)
 }
 
 fn outputs(m: &Model) -> Tensor {
@@ -132,18 +121,7 @@ fn merged_and_unmerged_outputs_agree() {
 #[test]
 fn xl_lora_on_query_and_value_has_294912_adapter_parameters() {
     let _g = lock();
-    let mut m = Model::new(
-        Config::xl(),
-        ModelParts {
-            lm_head: false,
-            num_labels: Some(1),
-        },
-        ModelMeta::default(),
-        SmilesTokenizer::molformer(),
-        Device::Cpu,
-        0,
-    )
-    .unwrap();
+    let mut m = common::regression_model(Config::xl(), 0);
     let head = 768 * 768 * 2 + 768 * 2 + 768 + 1;
     let c = peft::apply(&mut m, &PeftConfig::Lora(LoraConfig::default()), 0).unwrap();
     assert_eq!(c.adapter, 12 * 2 * (768 * 8 + 8 * 768));

@@ -5,10 +5,9 @@ mod common;
 
 use std::path::Path;
 
-use lipo::model::{Config, Model, ModelMeta, ModelParts, Task};
+use lipo::model::{Config, Task};
 use lipo::progress::Silent;
 use lipo::study::{self, StudyConfig, StudyOptions};
-use lipo::tokenizer::SmilesTokenizer;
 use lipo::train::{self, FinetuneReport, FinetuneRun};
 use tch::Device;
 
@@ -34,23 +33,7 @@ fn tiny_study(dir: &Path) -> StudyConfig {
     let external = dir.join("external.csv");
     write_external(&external, 40);
     let pre = dir.join("pre");
-    Model::new(
-        Config::tiny(),
-        ModelParts {
-            lm_head: true,
-            num_labels: None,
-        },
-        ModelMeta {
-            task: Task::Encoder,
-            ..ModelMeta::default()
-        },
-        SmilesTokenizer::molformer(),
-        Device::Cpu,
-        1,
-    )
-    .unwrap()
-    .save(&pre)
-    .unwrap();
+    common::save_tiny_pretrained(&pre, 1);
     let mut cfg = StudyConfig::quick(data, external, pre);
     cfg.random_arch = Config::tiny();
     cfg.finetune.batch_size = 8;
@@ -136,13 +119,16 @@ fn study_jobs_run_seeds_in_child_processes_then_gather() {
     let out = dir.path().join("study");
     let config = dir.path().join("study.json");
     lipo::fsutil::write_json(&config, &cfg).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_lipo"))
-        .args(["--threads", "2", "study", "--jobs", "2", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let study = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lipo"))
+            .args(["--threads", "2", "study", "--jobs", "2", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = study();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
@@ -186,4 +172,13 @@ fn study_jobs_run_seeds_in_child_processes_then_gather() {
         "{timings:?}"
     );
     assert!(out.join("report.md").is_file());
+    // The same command again reuses every run; the job logs keep the first attempt's lines.
+    let o = study();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = std::fs::read_to_string(out.join("table1/jobs/seed0.log")).unwrap();
+    assert_eq!(
+        log.matches("=== lipo compare-mlm --config").count(),
+        2,
+        "{log}"
+    );
 }

@@ -101,8 +101,26 @@ fn launch(cfg: &StudyConfig, out: &Path, job: &Job, s: &ChildSettings) -> Result
     }
     let config = write_config(cfg, out, job)?;
     let log = config.with_extension("log");
-    let file =
-        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    // Appended to, so the messages of an earlier, interrupted attempt stay readable.
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    std::io::Write::write_all(
+        &mut file,
+        format!(
+            "=== lipo {} --config {} (started {} s after the Unix epoch)\n",
+            job.command,
+            config.display(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        )
+        .as_bytes(),
+    )
+    .with_context(|| format!("writing {}", log.display()))?;
     let err = file
         .try_clone()
         .with_context(|| format!("opening {}", log.display()))?;

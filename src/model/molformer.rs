@@ -145,6 +145,9 @@ pub struct SelfAttention {
     pub ia3_key: Option<Tensor>,
     /// IA3 scaling of values `[hidden]`.
     pub ia3_value: Option<Tensor>,
+    /// Draw a fresh random-feature matrix at every training forward pass, as the reference
+    /// MoLFormer code does; evaluation always uses the stored `feature_map`.
+    pub redraw_in_training: bool,
     heads: i64,
     eps: f64,
 }
@@ -171,6 +174,7 @@ impl SelfAttention {
             feature_map: fm,
             ia3_key: None,
             ia3_value: None,
+            redraw_in_training: false,
             heads: c.num_attention_heads as i64,
             eps: c.linear_attention_eps,
         }
@@ -200,8 +204,18 @@ impl SelfAttention {
         let (cos, sin) = rot;
         let q = &q * cos + rotate_half(&q) * sin;
         let k = &k * cos + rotate_half(&k) * sin;
-        let fq = q.matmul(&self.feature_map).relu();
-        let fk = k.matmul(&self.feature_map).relu() * mask.view([b, 1, t, 1]);
+        let drawn;
+        let feature_map = if train && self.redraw_in_training {
+            let (d, m) = self.feature_map.size2().expect("feature_map is [d, m]");
+            drawn = orthogonal_random_features(d, m)
+                .to_kind(self.feature_map.kind())
+                .to_device(self.feature_map.device());
+            &drawn
+        } else {
+            &self.feature_map
+        };
+        let fq = q.matmul(feature_map).relu();
+        let fk = k.matmul(feature_map).relu() * mask.view([b, 1, t, 1]);
         let kv = fk.transpose(-2, -1).matmul(&v);
         let ksum = fk.sum_dim_intlist(-2, true, None::<Kind>);
         let norm = (&fq * ksum)
@@ -306,6 +320,15 @@ impl Encoder {
             embedding_dropout: c.embedding_dropout_prob,
             pad_id: c.pad_token_id as i64,
             head_dim: c.head_dim() as i64,
+        }
+    }
+
+    /// Makes every attention layer draw fresh random features at each training forward pass
+    /// (`true`, the reference code's behaviour) or keep its stored ones (`false`, the default).
+    /// Evaluation always uses the stored features, so predictions stay reproducible.
+    pub fn set_feature_redraw(&mut self, on: bool) {
+        for layer in &mut self.layers {
+            layer.attention.redraw_in_training = on;
         }
     }
 

@@ -34,3 +34,41 @@ pub fn write_toy_table(path: &std::path::Path, n: usize) {
     }
     std::fs::write(path, s).unwrap();
 }
+
+/// A model of `config` with a one-output regression head, default metadata and the MoLFormer
+/// tokenizer, on the CPU.
+pub fn regression_model(config: lipo::model::Config, seed: u64) -> lipo::model::Model {
+    lipo::model::Model::new(
+        config,
+        lipo::model::ModelParts {
+            lm_head: false,
+            num_labels: Some(1),
+        },
+        lipo::model::ModelMeta::default(),
+        lipo::tokenizer::SmilesTokenizer::molformer(),
+        tch::Device::Cpu,
+        seed,
+    )
+    .unwrap()
+}
+
+/// A tiny encoder with an MLM head, saved in `dir` as a pre-trained model is.
+pub fn save_tiny_pretrained(dir: &std::path::Path, seed: u64) {
+    lipo::model::Model::new(
+        lipo::model::Config::tiny(),
+        lipo::model::ModelParts {
+            lm_head: true,
+            num_labels: None,
+        },
+        lipo::model::ModelMeta {
+            task: lipo::model::Task::Encoder,
+            ..lipo::model::ModelMeta::default()
+        },
+        lipo::tokenizer::SmilesTokenizer::molformer(),
+        tch::Device::Cpu,
+        seed,
+    )
+    .unwrap()
+    .save(dir)
+    .unwrap();
+}
