@@ -112,14 +112,46 @@ pub fn compare_rmse(a: &RegressionRow, b: &RegressionRow) -> String {
     } else {
         "a single seed, so a smoke test rather than a result"
     };
-    format!(
+    let mut s = format!(
         "{} has the lower test RMSE ({} vs {} for {}): {}.",
         better.name,
         better.rmse.fmt(4),
         worse.rmse.fmt(4),
         worse.name,
         verdict
-    )
+    );
+    if let Some(p) = paired_rmse(better, worse) {
+        s.push(' ');
+        s.push_str(&p);
+    }
+    s
+}
+
+/// The per-seed RMSE differences `a − b` of two rows run on the same seeds (so on the same
+/// splits), which the split-to-split spread of each row does not blur: `None` unless both
+/// rows have the same number (more than one) of runs.
+pub fn paired_rmse(a: &RegressionRow, b: &RegressionRow) -> Option<String> {
+    if a.runs.len() != b.runs.len() || a.runs.len() < 2 {
+        return None;
+    }
+    let d: Vec<f64> = a
+        .runs
+        .iter()
+        .zip(&b.runs)
+        .map(|(x, y)| x.rmse - y.rmse)
+        .collect();
+    let lower = d.iter().filter(|x| **x < 0.0).count();
+    Some(format!(
+        "Paired by seed (same split), {} minus {}: {} (mean {}); lower on {lower} of {} seeds.",
+        a.name,
+        b.name,
+        d.iter()
+            .map(|x| format!("{x:+.4}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Spread::of(&d).fmt(4),
+        d.len()
+    ))
 }
 
 #[cfg(test)]
@@ -136,5 +168,37 @@ mod tests {
         let c = Spread::of(&[1.15, 1.2, 1.1]);
         assert!(!a.clearly_differs(&c));
         assert!(!Spread::of(&[1.0]).clearly_differs(&Spread::of(&[2.0])));
+    }
+
+    fn row(name: &str, rmse: &[f64]) -> RegressionRow {
+        let runs = rmse
+            .iter()
+            .map(|&r| Regression {
+                n: 10,
+                mse: r * r,
+                mae: r,
+                rmse: r,
+                r2: 0.5,
+                pearson: 0.7,
+            })
+            .collect();
+        RegressionRow::new(name, runs)
+    }
+
+    #[test]
+    fn paired_differences_show_what_the_spread_hides() {
+        // Split-to-split spread larger than the gap, but b is lower on every seed.
+        let a = row("a", &[0.84, 0.83, 0.80]);
+        let b = row("b", &[0.82, 0.82, 0.78]);
+        let s = compare_rmse(&a, &b);
+        assert!(s.starts_with("b has the lower test RMSE"), "{s}");
+        assert!(s.contains("within their spread"), "{s}");
+        assert!(
+            s.contains("b minus a: -0.0200, -0.0100, -0.0200 (mean -0.0167 ± 0.0058); lower on 3 of 3 seeds."),
+            "{s}"
+        );
+        // One seed, or different seeds counts: no paired sentence.
+        assert!(paired_rmse(&row("a", &[0.8]), &row("b", &[0.7])).is_none());
+        assert!(paired_rmse(&a, &row("b", &[0.7, 0.8])).is_none());
     }
 }
