@@ -33,6 +33,17 @@ fn tiny_model(parts: ModelParts, seed: u64) -> Model {
     .unwrap()
 }
 
+/// A fine-tuning run of a random tiny model on the table `data`.
+fn tiny_toy_run(data: std::path::PathBuf, train: FinetuneConfig) -> FinetuneRun {
+    FinetuneRun {
+        data,
+        extra: None,
+        table: TableOptions::default(),
+        init: InitFrom::Random(Box::new(Config::tiny())),
+        train,
+    }
+}
+
 fn encode_all(t: &SmilesTokenizer) -> Vec<Vec<u32>> {
     SMILES.iter().map(|s| t.encode(s).unwrap()).collect()
 }
@@ -343,17 +354,14 @@ fn a_finished_run_without_its_weights_is_trained_again_when_its_model_is_needed(
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("toy.csv");
     write_toy_table(&data, 40);
-    let run = FinetuneRun {
+    let run = tiny_toy_run(
         data,
-        extra: None,
-        table: TableOptions::default(),
-        init: InitFrom::Random(Box::new(Config::tiny())),
-        train: FinetuneConfig {
+        FinetuneConfig {
             epochs: 2,
             batch_size: 8,
             ..FinetuneConfig::default()
         },
-    };
+    );
     let out = dir.path().join("run");
     let first = train::finetune(&run, Device::Cpu, &out, &mut lipo::progress::Silent).unwrap();
     let kept = train::kept_or_retrained_model(&out, Device::Cpu, &mut lipo::progress::Silent);
@@ -398,19 +406,16 @@ fn learning_rate_schedules_decay_to_zero_and_constant_stays_out_of_run_json() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("toy.csv");
     write_toy_table(&data, 40);
-    let run = FinetuneRun {
+    let run = tiny_toy_run(
         data,
-        extra: None,
-        table: TableOptions::default(),
-        init: InitFrom::Random(Box::new(Config::tiny())),
-        train: FinetuneConfig {
+        FinetuneConfig {
             epochs: 2,
             batch_size: 8,
             lr: 1e-3,
             schedule: LrSchedule::Linear,
             ..FinetuneConfig::default()
         },
-    };
+    );
     let out = dir.path().join("run");
     train::finetune(&run, Device::Cpu, &out, &mut lipo::progress::Silent).unwrap();
     let text = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
