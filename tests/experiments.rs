@@ -119,7 +119,7 @@ fn write_external(path: &std::path::Path, n: usize, also: &[(String, f64)]) {
 
 #[test]
 fn extra_rows_join_training_only_and_old_run_files_still_load() {
-    use lipo::train::{self, ExtraTable, FinetuneRun, InitFrom};
+    use lipo::train::{self, ExtraTable, FinetuneRun};
     let _guard = common::lock();
     tch::set_num_threads(1);
     let dir = tempfile::tempdir().unwrap();
@@ -138,19 +138,19 @@ fn extra_rows_join_training_only_and_old_run_files_still_load() {
         &[(test_mol, 1.0), (valid_mol, 1.0), (train_mol, 1.0)],
     );
     let run = FinetuneRun {
-        data: data.clone(),
-        table: TableOptions::default(),
-        init: InitFrom::Random(Box::new(Config::tiny())),
-        train: FinetuneConfig {
-            epochs: 1,
-            batch_size: 8,
-            lr: 1e-3,
-            ..FinetuneConfig::default()
-        },
         extra: Some(ExtraTable {
             path: extra,
             table: TableOptions::default(),
         }),
+        ..common::tiny_toy_run(
+            data.clone(),
+            FinetuneConfig {
+                epochs: 1,
+                batch_size: 8,
+                lr: 1e-3,
+                ..FinetuneConfig::default()
+            },
+        )
     };
     let out = dir.path().join("run");
     let r = train::finetune(&run, Device::Cpu, &out, &mut Silent).unwrap();

@@ -8,7 +8,7 @@ use lipo::train::{self, FinetuneConfig, FinetuneRun, InitFrom};
 use tch::{Device, Kind, Tensor};
 
 mod common;
-use common::{lock, write_toy_table};
+use common::{lock, tiny_toy_run, write_toy_table};
 
 const SMILES: [&str; 8] = [
     "CCO",
@@ -31,17 +31,6 @@ fn tiny_model(parts: ModelParts, seed: u64) -> Model {
         seed,
     )
     .unwrap()
-}
-
-/// A fine-tuning run of a random tiny model on the table `data`.
-fn tiny_toy_run(data: std::path::PathBuf, train: FinetuneConfig) -> FinetuneRun {
-    FinetuneRun {
-        data,
-        extra: None,
-        table: TableOptions::default(),
-        init: InitFrom::Random(Box::new(Config::tiny())),
-        train,
-    }
 }
 
 fn encode_all(t: &SmilesTokenizer) -> Vec<Vec<u32>> {
@@ -279,18 +268,15 @@ fn finetune_run_writes_its_folder_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("toy.csv");
     write_toy_table(&data, 60);
-    let run = FinetuneRun {
+    let run = tiny_toy_run(
         data,
-        extra: None,
-        table: TableOptions::default(),
-        init: InitFrom::Random(Box::new(Config::tiny())),
-        train: FinetuneConfig {
+        FinetuneConfig {
             epochs: 3,
             batch_size: 8,
             lr: 1e-3,
             ..FinetuneConfig::default()
         },
-    };
+    );
     let out = dir.path().join("run");
     // Cancel during epoch 2: epoch 1 is checkpointed.
     let mut epochs_seen = 0;

@@ -245,12 +245,9 @@ fn classification_binarised_at_the_training_mean() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("toy.csv");
     write_toy_table(&data, 80);
-    let run = FinetuneRun {
-        data: data.clone(),
-        extra: None,
-        table: TableOptions::default(),
-        init: InitFrom::Random(Box::new(Config::tiny())),
-        train: FinetuneConfig {
+    let run = common::tiny_toy_run(
+        data.clone(),
+        FinetuneConfig {
             epochs: 3,
             batch_size: 8,
             lr: 1e-3,
@@ -259,7 +256,7 @@ fn classification_binarised_at_the_training_mean() {
             peft: Some(PeftConfig::BitFit),
             ..FinetuneConfig::default()
         },
-    };
+    );
     let out = dir.path().join("run");
     let r = train::finetune(&run, Device::Cpu, &out, &mut lipo::progress::Silent).unwrap();
     assert_eq!(r.task, Task::Classification);

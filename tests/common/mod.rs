@@ -72,3 +72,17 @@ pub fn save_tiny_pretrained(dir: &std::path::Path, seed: u64) {
     .save(dir)
     .unwrap();
 }
+
+/// A fine-tuning run of a random tiny model on the table `data`, without extra rows.
+pub fn tiny_toy_run(
+    data: std::path::PathBuf,
+    train: lipo::train::FinetuneConfig,
+) -> lipo::train::FinetuneRun {
+    lipo::train::FinetuneRun {
+        data,
+        extra: None,
+        table: lipo::data::TableOptions::default(),
+        init: lipo::train::InitFrom::Random(Box::new(lipo::model::Config::tiny())),
+        train,
+    }
+}
