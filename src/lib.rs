@@ -6,6 +6,7 @@
 //! The modules follow the pipeline: [`data`] → [`tokenizer`] → [`model`] → [`train`] →
 //! [`predict`], with [`metrics`] and [`plot`] for reports.
 
+pub mod augment;
 #[cfg(all(feature = "train", feature = "export", feature = "infer"))]
 pub mod bench;
 pub mod bundle;

@@ -64,6 +64,8 @@ enum Cmd {
     Export(ExportArgs),
     /// Molecules/s of ONNX Runtime vs tch eager on the same model at several batch sizes.
     Bench(BenchArgs),
+    /// Random SMILES of every molecule of a table (the augmentation of `finetune --augment`).
+    Enumerate(cli::enumerate::EnumerateArgs),
 }
 
 #[derive(Args, Clone)]
@@ -132,6 +134,13 @@ struct FinetuneArgs {
     /// code's behaviour; a regulariser). Evaluation uses the stored features either way.
     #[arg(long)]
     redraw_features: bool,
+    /// SMILES augmentation: this share (0–1) of the training molecules is written as a fresh
+    /// random SMILES of the same molecule at each epoch; validation and test are not.
+    #[arg(long, default_value_t = 0.0)]
+    augment: f64,
+    /// L2 weight decay added to the gradients (Adam's, not AdamW's).
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -492,6 +501,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Embed(a) => embed(a),
         Cmd::Export(a) => export(a),
         Cmd::Bench(a) => bench(a, threads),
+        Cmd::Enumerate(a) => cli::enumerate::enumerate(a),
     }
 }
 
@@ -523,6 +533,8 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
                     seed: a.seed,
                     schedule: a.lr_schedule,
                     redraw_features: a.redraw_features,
+                    augment: a.augment,
+                    weight_decay: a.weight_decay,
                     ..FinetuneConfig::default()
                 },
                 a.epochs,

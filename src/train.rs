@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Reduction, Tensor};
 
+use crate::augment::MolGraph;
 use crate::data::{self, Dataset, Split, TableOptions};
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -63,6 +64,15 @@ pub struct FinetuneConfig {
     /// MoLFormer code does (absent: false, the stored features throughout).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub redraw_features: bool,
+    /// SMILES augmentation: the share of training molecules that are written as a fresh
+    /// random SMILES of the same molecule at each epoch ([`crate::augment`]; absent: 0,
+    /// the SMILES as given). Validation and test always use the SMILES as given.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub augment: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// How the learning rate changes over a run's steps (over `epochs`, even when `patience`
@@ -181,6 +191,7 @@ impl Default for FinetuneConfig {
             binarize: None,
             peft: None,
             redraw_features: false,
+            augment: 0.0,
         }
     }
 }
@@ -570,6 +581,12 @@ pub fn finetune(
         }
         _ => {}
     }
+    if !(0.0..=1.0).contains(&cfg.augment) {
+        return Err(Error::param(
+            "--augment",
+            format!("{} is not a share between 0 and 1", cfg.augment),
+        ));
+    }
     if let Some(p) = &cfg.peft {
         p.validate()?;
     }
@@ -713,7 +730,25 @@ pub fn finetune(
     }
     let mut log = TrainLog::open(&out.join(files::LOG), state.epochs_done)?;
 
-    let lengths: Vec<usize> = data.records.iter().map(|r| r.ids.len()).collect();
+    // Training molecules the augmenter can rewrite (parsed once).
+    let graphs: Vec<Option<MolGraph>> = if cfg.augment > 0.0 {
+        let g: Vec<Option<MolGraph>> = split
+            .train
+            .iter()
+            .map(|&r| MolGraph::parse(&data.records[r].smiles))
+            .collect();
+        let kept = g.iter().filter(|g| g.is_none()).count();
+        monitor.event(&Event::Message {
+            text: format!(
+                "SMILES augmentation on {:.0} % of training molecules per epoch ({kept} of {} cannot be rewritten and stay as given)",
+                100.0 * cfg.augment,
+                g.len()
+            ),
+        });
+        g
+    } else {
+        vec![]
+    };
     let steps_per_epoch = split.train.len().div_ceil(cfg.batch_size) as u64;
     let total = steps_per_epoch * cfg.epochs as u64;
     monitor.event(&Event::Start {
@@ -732,15 +767,14 @@ pub fn finetune(
     for epoch in state.epochs_done + 1..=cfg.epochs {
         tch::manual_seed((cfg.seed * 1_000_003 + epoch as u64) as i64);
         let mut rng = SplitMix64::derive(cfg.seed, &format!("finetune-epoch-{epoch}"));
+        let epoch_ids = augmented_ids(&data, &split.train, &graphs, cfg, epoch, &tokenizer);
+        let lengths: Vec<usize> = epoch_ids.iter().map(|ids| ids.len()).collect();
         let batches = bucketed_batches(&split.train, &lengths, cfg.batch_size, &mut rng);
         let te = Instant::now();
         let mut loss_sum = 0.0;
         for rows in &batches {
             let ts = Instant::now();
-            let seqs: Vec<&[u32]> = rows
-                .iter()
-                .map(|&r| data.records[r].ids.as_slice())
-                .collect();
+            let seqs: Vec<&[u32]> = rows.iter().map(|&r| epoch_ids[r].as_slice()).collect();
             let (ids, mask) = model.batch_tensors(&pad_batch(&seqs));
             let z: Vec<f32> = rows.iter().map(|&r| targets[r] as f32).collect();
             let target = Tensor::from_slice(&z).to_device(device);
@@ -928,6 +962,38 @@ pub fn finetune(
     fsutil::write_json(&out.join(files::METRICS), &report)?;
     let _ = std::fs::remove_dir_all(&ckpt_dir);
     Ok(report)
+}
+
+/// The token ids every row trains on in `epoch`: the SMILES as given, except that with
+/// `cfg.augment > 0` that share of the training rows (`train`, parsed in `graphs`) is a
+/// random SMILES of the same molecule, drawn from a stream of the seed and the epoch so that
+/// a resumed run sees the same molecules.
+fn augmented_ids(
+    data: &Dataset,
+    train: &[usize],
+    graphs: &[Option<MolGraph>],
+    cfg: &FinetuneConfig,
+    epoch: usize,
+    tokenizer: &SmilesTokenizer,
+) -> Vec<Vec<u32>> {
+    let mut ids: Vec<Vec<u32>> = data.records.iter().map(|r| r.ids.clone()).collect();
+    if cfg.augment == 0.0 {
+        return ids;
+    }
+    let mut rng = SplitMix64::derive(cfg.seed, &format!("augment-epoch-{epoch}"));
+    for (&row, graph) in train.iter().zip(graphs) {
+        let Some(graph) = graph else { continue };
+        if rng.next_f64() >= cfg.augment {
+            continue;
+        }
+        // A variant with a token outside the vocabulary keeps the SMILES as given.
+        if let Ok(v) = tokenizer.encode(&graph.random_smiles(&mut rng)) {
+            if !v.contains(&tokenizer.unk_id()) {
+                ids[row] = v;
+            }
+        }
+    }
+    ids
 }
 
 /// Appends the rows of `extra` to `data` and to `split.train` (never to validation or test),

@@ -257,3 +257,41 @@ fn compare_peft_writes_its_config_and_repeats_it_from_the_file() {
     assert_eq!(rows.len(), 4);
     assert_eq!(rows, again);
 }
+
+#[test]
+fn enumerate_writes_random_smiles_of_the_same_molecules() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.csv");
+    std::fs::write(
+        &data,
+        "smiles,exp\nCC(=O)Nc1ccc(O)cc1,0.5\nC[C@H](N)C(=O)O,-1.0\nC/1=C/CCCCC1,2.0\n",
+    )
+    .unwrap();
+    let out = dir.path().join("variants.csv");
+    let o = lipo()
+        .args(["enumerate", "--copies", "4", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 kept as given"));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 12);
+    for r in &rows {
+        assert_eq!(
+            lipo::dedupe::graph_key(r[3]),
+            lipo::dedupe::graph_key(r[1]),
+            "{r:?}"
+        );
+    }
+    // The ring with stereo marks on its closure is repeated as given.
+    assert!(rows[8..].iter().all(|r| r[3] == "C/1=C/CCCCC1"));
+    assert!(rows[..4].iter().any(|r| r[3] != r[1]));
+}

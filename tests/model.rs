@@ -453,3 +453,68 @@ fn feature_redraw_changes_training_passes_only_and_stays_out_of_old_records() {
     let back: FinetuneConfig = serde_json::from_value(serde_json::to_value(&on).unwrap()).unwrap();
     assert!(back.redraw_features);
 }
+
+#[test]
+fn augmented_finetuning_changes_the_inputs_and_resumes_exactly() {
+    let _guard = lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 60);
+    let plain = tiny_toy_run(
+        data,
+        FinetuneConfig {
+            epochs: 2,
+            batch_size: 8,
+            lr: 1e-3,
+            ..FinetuneConfig::default()
+        },
+    );
+    let augmented = FinetuneRun {
+        train: FinetuneConfig {
+            augment: 1.0,
+            ..plain.train.clone()
+        },
+        ..plain.clone()
+    };
+    let silent = &mut lipo::progress::Silent;
+    let p = train::finetune(&plain, Device::Cpu, &dir.path().join("plain"), silent).unwrap();
+    let out = dir.path().join("aug");
+    // Cancel in epoch 2, then resume: the same random SMILES as a straight run.
+    let mut epochs_seen = 0;
+    let mut cancel = |e: &lipo::progress::Event| {
+        if let lipo::progress::Event::Epoch { .. } = e {
+            epochs_seen += 1;
+        }
+        !(epochs_seen >= 1 && matches!(e, lipo::progress::Event::Step { .. }))
+    };
+    assert!(train::finetune(&augmented, Device::Cpu, &out, &mut cancel).is_err());
+    let a = train::finetune(&augmented, Device::Cpu, &out, silent).unwrap();
+    let straight = train::finetune(
+        &augmented,
+        Device::Cpu,
+        &dir.path().join("straight"),
+        silent,
+    )
+    .unwrap();
+    let train_losses = |r: &train::FinetuneReport| -> Vec<f64> {
+        r.history.iter().map(|e| e.train_loss).collect()
+    };
+    assert_eq!(train_losses(&a), train_losses(&straight));
+    assert_eq!(a.test, straight.test);
+    // Same split and seed, different training inputs.
+    assert_eq!(a.sizes, p.sizes);
+    assert_ne!(train_losses(&a), train_losses(&p));
+    let saved: FinetuneRun = lipo::fsutil::read_json(&out.join("run.json")).unwrap();
+    assert_eq!(saved.train.augment, 1.0);
+    // An impossible share is refused, naming the flag.
+    let bad = FinetuneRun {
+        train: FinetuneConfig {
+            augment: 1.5,
+            ..plain.train.clone()
+        },
+        ..plain
+    };
+    let e = train::finetune(&bad, Device::Cpu, &dir.path().join("bad"), silent).unwrap_err();
+    assert!(e.to_string().contains("--augment"), "{e}");
+}

@@ -1,5 +1,6 @@
 //! Sub-command modules of the `lipo` binary.
 
+pub mod enumerate;
 pub mod influence;
 pub mod jobs;
 pub mod peft;
