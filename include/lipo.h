@@ -172,7 +172,8 @@ void lipo_model_close(struct LipoModel *model);
 /**
  * Describes the model as JSON (task, label name, label mean and sd, classification
  * threshold, lipo version that exported it, vocabulary hash, quantization: "none" or
- * "int8", path). Free `*json` with `lipo_string_free`.
+ * "int8", tta: random SMILES averaged per prediction, path). Free `*json` with
+ * `lipo_string_free`.
  *
  * # Safety
  * `model` is an open handle; `json` points to writable storage for a string pointer.
@@ -278,7 +279,8 @@ void lipo_model_close(struct LipoModel *model);
 /**
  * Describes the model as JSON (task, label name, label mean and sd, classification
  * threshold, lipo version that exported it, vocabulary hash, quantization: "none" or
- * "int8", path). Free `*json` with `lipo_string_free`.
+ * "int8", tta: random SMILES averaged per prediction, path). Free `*json` with
+ * `lipo_string_free`.
  *
  * # Safety
  * `model` is an open handle; `json` points to writable storage for a string pointer.

@@ -488,6 +488,23 @@ pub fn randomize(smiles: &str, rng: &mut SplitMix64) -> Option<String> {
     MolGraph::parse(smiles).map(|g| g.random_smiles(rng))
 }
 
+/// The seed of test-time augmentation's random SMILES, wherever a model predicts.
+pub const TTA_SEED: u64 = 0;
+
+/// Test-time augmentation's inputs: `smiles` itself, then `k` random SMILES of its molecule
+/// (none when the writer declines it). The random SMILES depend only on `seed` and the
+/// SMILES, so a molecule gets the same variants whatever else is predicted with it.
+pub fn variants(smiles: &str, k: usize, seed: u64) -> Vec<String> {
+    let mut out = vec![smiles.to_string()];
+    if k > 0 {
+        if let Some(g) = MolGraph::parse(smiles) {
+            let mut rng = SplitMix64::derive(seed, &format!("tta {smiles}"));
+            out.extend((0..k).map(|_| g.random_smiles(&mut rng)));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,6 +637,20 @@ mod tests {
             }
             assert!(seen.len() >= 4, "{seen:?}");
         }
+    }
+
+    #[test]
+    fn variants_start_with_the_smiles_and_repeat() {
+        let v = variants("CC(=O)Nc1ccc(O)cc1", 4, 0);
+        assert_eq!(v.len(), 5);
+        assert_eq!(v[0], "CC(=O)Nc1ccc(O)cc1");
+        assert_eq!(v, variants("CC(=O)Nc1ccc(O)cc1", 4, 0));
+        assert_ne!(v, variants("CC(=O)Nc1ccc(O)cc1", 4, 1));
+        assert_eq!(
+            variants("C/1=C/CCCCC1", 4, 0),
+            vec!["C/1=C/CCCCC1".to_string()]
+        );
+        assert_eq!(variants("CCO", 0, 0).len(), 1);
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub mod keys {
     pub const MAX_LENGTH: &str = "max_length";
     /// How the weights are stored: `none` (float32) or `int8` (absent in older bundles: none).
     pub const QUANTIZATION: &str = "quantization";
+    /// Test-time augmentation: random SMILES averaged with each SMILES as given (absent: 0).
+    pub const TTA: &str = "tta";
 }
 
 /// Whether `path` is a bundle folder (or the `model.onnx` of one).

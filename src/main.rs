@@ -138,6 +138,10 @@ struct FinetuneArgs {
     /// random SMILES of the same molecule at each epoch; validation and test are not.
     #[arg(long, default_value_t = 0.0)]
     augment: f64,
+    /// Test-time augmentation: validation and test predictions average the SMILES as given
+    /// and this many random SMILES of the same molecule; the model keeps the setting.
+    #[arg(long, default_value_t = 0)]
+    tta: usize,
     /// L2 weight decay added to the gradients (Adam's, not AdamW's).
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,
@@ -231,6 +235,12 @@ struct CompareMlmArgs {
     mlm_epochs: usize,
     #[arg(long, default_value_t = 1e-4)]
     lr: f64,
+    /// SMILES augmentation in every fine-tuning run (as `finetune --augment`).
+    #[arg(long, default_value_t = 0.0)]
+    augment: f64,
+    /// Test-time augmentation in every fine-tuning run (as `finetune --tta`).
+    #[arg(long, default_value_t = 0)]
+    tta: usize,
     /// Smoke test: one seed, 3 fine-tuning epochs, 2 domain-MLM epochs.
     #[arg(long)]
     quick: bool,
@@ -534,6 +544,7 @@ fn finetune(a: FinetuneArgs) -> Result<()> {
                     schedule: a.lr_schedule,
                     redraw_features: a.redraw_features,
                     augment: a.augment,
+                    tta: a.tta,
                     weight_decay: a.weight_decay,
                     ..FinetuneConfig::default()
                 },
@@ -650,6 +661,8 @@ fn compare_mlm(a: CompareMlmArgs) -> Result<()> {
             cfg.seeds = a.seeds.clone();
             cfg.finetune.epochs = a.epochs;
             cfg.finetune.lr = a.lr;
+            cfg.finetune.augment = a.augment;
+            cfg.finetune.tta = a.tta;
             cfg.domain_mlm = domain_mlm_defaults(a.mlm_epochs);
             if a.quick {
                 cfg.seeds.truncate(1);
@@ -768,11 +781,13 @@ fn predict(a: PredictArgs, threads: i32) -> Result<()> {
         .iter()
         .map(|(_, s)| model.tokenizer.encode(s).map_err(|e| e.to_string()))
         .collect();
-    let ok: Vec<&[u32]> = encoded
+    let ok: Vec<&str> = inputs
         .iter()
-        .filter_map(|e| e.as_ref().ok().map(|v| v.as_slice()))
+        .zip(&encoded)
+        .filter(|(_, e)| e.is_ok())
+        .map(|((_, s), _)| s.as_str())
         .collect();
-    let preds = lipo::predict::predict(&model, &ok, a.batch_size)?;
+    let preds = lipo::predict::predict_smiles(&model, &ok, a.batch_size)?;
     let sink: Box<dyn std::io::Write> = match &a.out {
         Some(p) => {
             Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)

@@ -57,6 +57,84 @@ pub fn raw_outputs<S: AsRef<[u32]>>(
     Ok(rows.into_iter().map(|r| r[0] as f64).collect())
 }
 
+/// Test-time augmentation: for each SMILES, the mean raw output over the SMILES itself and
+/// `k` random SMILES of the same molecule ([`crate::augment::variants`] with
+/// [`crate::augment::TTA_SEED`], so a molecule's prediction does not depend on what else is
+/// predicted, nor on which program predicts it).
+/// Variants the model's tokenizer cannot encode, or encodes with unknown tokens, are left
+/// out; the SMILES as given must encode.
+pub fn raw_outputs_tta<S: AsRef<str>>(
+    model: &Model,
+    smiles: &[S],
+    k: usize,
+    batch_size: usize,
+) -> Result<Vec<f64>> {
+    let mut seqs: Vec<Vec<u32>> = Vec::new();
+    let mut owner: Vec<usize> = Vec::new();
+    for (i, s) in smiles.iter().enumerate() {
+        let s = s.as_ref();
+        seqs.push(model.tokenizer.encode(s)?);
+        owner.push(i);
+        for v in crate::augment::variants(s, k, crate::augment::TTA_SEED)
+            .into_iter()
+            .skip(1)
+        {
+            if let Ok(ids) = model.tokenizer.encode(&v) {
+                if !ids.contains(&model.tokenizer.unk_id()) {
+                    seqs.push(ids);
+                    owner.push(i);
+                }
+            }
+        }
+    }
+    let raw = raw_outputs(model, &seqs, batch_size)?;
+    // Averaged where users see predictions: label units (linear in the raw output) or
+    // probabilities (returned as the logit of the mean probability).
+    let classify = model.meta.task == Task::Classification;
+    let mut sum = vec![0.0; smiles.len()];
+    let mut count = vec![0usize; smiles.len()];
+    for (&z, &i) in raw.iter().zip(&owner) {
+        sum[i] += if classify {
+            1.0 / (1.0 + (-z).exp())
+        } else {
+            z
+        };
+        count[i] += 1;
+    }
+    Ok(sum
+        .iter()
+        .zip(&count)
+        .map(|(s, &c)| {
+            let m = s / c as f64;
+            if classify {
+                let p = m.clamp(1e-12, 1.0 - 1e-12);
+                (p / (1.0 - p)).ln()
+            } else {
+                m
+            }
+        })
+        .collect())
+}
+
+/// Predictions for SMILES that the model's tokenizer encodes, with the test-time
+/// augmentation the model records (`lipo.json` `tta`; none when 0).
+pub fn predict_smiles<S: AsRef<str>>(
+    model: &Model,
+    smiles: &[S],
+    batch_size: usize,
+) -> Result<Vec<f64>> {
+    let raw = if model.meta.tta > 0 {
+        raw_outputs_tta(model, smiles, model.meta.tta, batch_size)?
+    } else {
+        let seqs = smiles
+            .iter()
+            .map(|s| model.tokenizer.encode(s.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        raw_outputs(model, &seqs, batch_size)?
+    };
+    Ok(raw.into_iter().map(|z| to_label_units(model, z)).collect())
+}
+
 /// Predictions in label units (regression) or probabilities (classification).
 pub fn predict<S: AsRef<[u32]>>(model: &Model, seqs: &[S], batch_size: usize) -> Result<Vec<f64>> {
     let raw = raw_outputs(model, seqs, batch_size)?;

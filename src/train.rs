@@ -69,6 +69,16 @@ pub struct FinetuneConfig {
     /// the SMILES as given). Validation and test always use the SMILES as given.
     #[serde(skip_serializing_if = "is_zero")]
     pub augment: f64,
+    /// Test-time augmentation: validation and test predictions are the mean over each SMILES
+    /// as given and this many random SMILES of the same molecule (absent: 0, the SMILES as
+    /// given only). The trained model records it (`lipo.json`), and `lipo predict` and
+    /// `lipo evaluate` use it.
+    #[serde(skip_serializing_if = "usize_is_zero")]
+    pub tta: usize,
+}
+
+fn usize_is_zero(x: &usize) -> bool {
+    *x == 0
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -192,6 +202,7 @@ impl Default for FinetuneConfig {
             peft: None,
             redraw_features: false,
             augment: 0.0,
+            tta: 0,
         }
     }
 }
@@ -437,6 +448,28 @@ fn build_model(init: &InitFrom, device: Device, seed: u64) -> Result<Model> {
     }
 }
 
+/// Predictions of `model` for `rows` of `data`, with the test-time augmentation the model
+/// records.
+fn predict_rows(
+    model: &Model,
+    data: &Dataset,
+    rows: &[usize],
+    batch_size: usize,
+) -> Result<Vec<f64>> {
+    if model.meta.tta > 0 {
+        let smiles: Vec<&str> = rows
+            .iter()
+            .map(|&r| data.records[r].smiles.as_str())
+            .collect();
+        return predict::predict_smiles(model, &smiles, batch_size);
+    }
+    let seqs: Vec<&[u32]> = rows
+        .iter()
+        .map(|&r| data.records[r].ids.as_slice())
+        .collect();
+    predict::predict(model, &seqs, batch_size)
+}
+
 /// Regression metrics of `model` on `rows` of `data`, in label units, with the predictions.
 pub fn evaluate(
     model: &Model,
@@ -444,11 +477,7 @@ pub fn evaluate(
     rows: &[usize],
     batch_size: usize,
 ) -> Result<(Regression, Vec<f64>)> {
-    let seqs: Vec<&[u32]> = rows
-        .iter()
-        .map(|&r| data.records[r].ids.as_slice())
-        .collect();
-    let pred = predict::predict(model, &seqs, batch_size)?;
+    let pred = predict_rows(model, data, rows, batch_size)?;
     Ok((Regression::compute(&pred, &data.labels(rows)), pred))
 }
 
@@ -461,11 +490,7 @@ pub fn evaluate_classification(
     rows: &[usize],
     batch_size: usize,
 ) -> Result<(Classification, Vec<f64>)> {
-    let seqs: Vec<&[u32]> = rows
-        .iter()
-        .map(|&r| data.records[r].ids.as_slice())
-        .collect();
-    let prob = predict::predict(model, &seqs, batch_size)?;
+    let prob = predict_rows(model, data, rows, batch_size)?;
     let classes = classes_of(data, rows, model.meta.threshold)?;
     Ok((Classification::compute(&prob, &classes), prob))
 }
@@ -678,6 +703,7 @@ pub fn finetune(
         label_mean: mean,
         label_sd: sd,
         threshold,
+        tta: cfg.tta,
         provenance: Some(format!(
             "lipo {} finetune of {}{}",
             crate::VERSION,
@@ -764,6 +790,18 @@ pub fn finetune(
         .map(|&r| data.records[r].ids.as_slice())
         .collect();
     let valid_targets: Vec<f64> = split.valid.iter().map(|&r| targets[r]).collect();
+    // Raw outputs on `rows`, averaged over random SMILES with test-time augmentation.
+    let eval_raw = |m: &Model, rows: &[usize], seqs: &[&[u32]]| -> Result<Vec<f64>> {
+        if cfg.tta > 0 {
+            let smiles: Vec<&str> = rows
+                .iter()
+                .map(|&r| data.records[r].smiles.as_str())
+                .collect();
+            predict::raw_outputs_tta(m, &smiles, cfg.tta, cfg.eval_batch_size)
+        } else {
+            predict::raw_outputs(m, seqs, cfg.eval_batch_size)
+        }
+    };
     for epoch in state.epochs_done + 1..=cfg.epochs {
         tch::manual_seed((cfg.seed * 1_000_003 + epoch as u64) as i64);
         let mut rng = SplitMix64::derive(cfg.seed, &format!("finetune-epoch-{epoch}"));
@@ -829,7 +867,7 @@ pub fn finetune(
         train_mols += split.train.len();
         let train_loss = loss_sum / split.train.len() as f64;
         let tv = Instant::now();
-        let raw = predict::raw_outputs(&model, &valid_seqs, cfg.eval_batch_size)?;
+        let raw = eval_raw(&model, &split.valid, &valid_seqs)?;
         let eval_runtime = tv.elapsed().as_secs_f64().max(1e-9);
         let valid_loss = mean_loss(cfg.task, &raw, &valid_targets);
         let valid_pred: Vec<f64> = raw
@@ -902,8 +940,13 @@ pub fn finetune(
         .iter()
         .map(|&r| data.records[r].ids.as_slice())
         .collect();
-    let test_pred = predict::predict(&best, &test_seqs, cfg.eval_batch_size)?;
-    let valid_pred = predict::predict(&best, &valid_seqs, cfg.eval_batch_size)?;
+    let in_label_units = |raw: Vec<f64>| -> Vec<f64> {
+        raw.into_iter()
+            .map(|z| predict::to_label_units(&best, z))
+            .collect()
+    };
+    let test_pred = in_label_units(eval_raw(&best, &split.test, &test_seqs)?);
+    let valid_pred = in_label_units(eval_raw(&best, &split.valid, &valid_seqs)?);
     let floor = if classify { train_positive_share } else { mean };
     let floor_pred = vec![floor; test_truth.len()];
     let classification = classify.then(|| ClassificationReport {

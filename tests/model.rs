@@ -518,3 +518,42 @@ fn augmented_finetuning_changes_the_inputs_and_resumes_exactly() {
     let e = train::finetune(&bad, Device::Cpu, &dir.path().join("bad"), silent).unwrap_err();
     assert!(e.to_string().contains("--augment"), "{e}");
 }
+
+#[test]
+fn test_time_augmentation_is_recorded_and_reproduced_by_evaluate() {
+    let _guard = lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 60);
+    let run = tiny_toy_run(
+        data.clone(),
+        FinetuneConfig {
+            epochs: 1,
+            batch_size: 8,
+            lr: 1e-3,
+            augment: 0.5,
+            tta: 3,
+            ..FinetuneConfig::default()
+        },
+    );
+    let out = dir.path().join("run");
+    let r = train::finetune(&run, Device::Cpu, &out, &mut lipo::progress::Silent).unwrap();
+    let model = Model::load(&out.join("model"), Device::Cpu).unwrap();
+    assert_eq!(model.meta.tta, 3);
+    let table =
+        lipo::data::read_table(&data, &model.tokenizer, &TableOptions::default(), true).unwrap();
+    let split: Split = lipo::fsutil::read_json(&out.join("split.json")).unwrap();
+    let (m, _) = train::evaluate(&model, &table, &split.test, 64).unwrap();
+    assert!(
+        (m.rmse - r.test.rmse).abs() < 1e-9,
+        "{} vs {}",
+        m.rmse,
+        r.test.rmse
+    );
+    // Without the averaging the same weights give other numbers.
+    let mut plain = model;
+    plain.meta.tta = 0;
+    let (p, _) = train::evaluate(&plain, &table, &split.test, 64).unwrap();
+    assert!((p.rmse - r.test.rmse).abs() > 1e-9);
+}

@@ -510,3 +510,38 @@ fn cli_bench_times_tch_ort_and_int8() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--repeats"));
 }
+
+#[test]
+fn test_time_augmentation_agrees_between_tch_and_ort() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = ModelMeta {
+        tta: 4,
+        ..regression_meta()
+    };
+    let (m, tch_tta, tch_plain) = {
+        let _g = lock();
+        let m = tiny_model(meta, 5);
+        let tta = lipo::predict::predict_smiles(&m, &SMILES, 7).unwrap();
+        let plain = tch_predictions(&m);
+        (m, tta, plain)
+    };
+    // The average over random SMILES differs from the single given SMILES...
+    assert!(
+        tch_tta
+            .iter()
+            .zip(&tch_plain)
+            .any(|(a, b)| (a - b).abs() > 1e-4),
+        "{tch_tta:?} vs {tch_plain:?}"
+    );
+    // ...and the bundle, which records tta = 4, averages the same variants.
+    let ort = ort_predictions_via_folder(&m, dir.path(), 3);
+    assert_close(&tch_tta, &ort, 1e-4);
+    let p = Predictor::open(&dir.path().join("model.lipo"), &options(8)).unwrap();
+    assert_eq!(p.info().tta, 4);
+    // A molecule's prediction does not depend on what is predicted with it.
+    let alone = p.predict(&SMILES[2..3]).unwrap()[0]
+        .as_ref()
+        .copied()
+        .unwrap();
+    assert!((alone - ort[2]).abs() < 1e-5);
+}

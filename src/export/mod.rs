@@ -105,6 +105,7 @@ pub fn onnx_model(
             prop(keys::THRESHOLD, opt(meta.threshold)),
             prop(keys::MAX_LENGTH, config.max_position_embeddings.to_string()),
             prop(keys::QUANTIZATION, quantize.name().into()),
+            prop(keys::TTA, meta.tta.to_string()),
         ],
         ..Default::default()
     })

@@ -132,7 +132,8 @@ pub unsafe extern "C" fn lipo_model_close(model: *mut LipoModel) {
 
 /// Describes the model as JSON (task, label name, label mean and sd, classification
 /// threshold, lipo version that exported it, vocabulary hash, quantization: "none" or
-/// "int8", path). Free `*json` with `lipo_string_free`.
+/// "int8", tta: random SMILES averaged per prediction, path). Free `*json` with
+/// `lipo_string_free`.
 ///
 /// # Safety
 /// `model` is an open handle; `json` points to writable storage for a string pointer.
@@ -168,6 +169,7 @@ fn info_json(m: &LipoModel) -> Result<String> {
         "lipo_version": i.lipo_version,
         "vocab_hash": i.vocab_hash,
         "quantization": i.quantization,
+        "tta": i.tta,
     })
     .to_string())
 }

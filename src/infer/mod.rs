@@ -69,6 +69,9 @@ pub struct BundleInfo {
     pub max_length: usize,
     /// How the weights are stored: `none` (float32) or `int8`.
     pub quantization: String,
+    /// Test-time augmentation: [`Predictor::predict`] averages each SMILES as given and this
+    /// many random SMILES of the same molecule (0: none).
+    pub tta: usize,
 }
 
 /// Predictions from an exported bundle through ONNX Runtime; see the [module](self) docs for
@@ -151,6 +154,10 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
         quantization: Some(get(keys::QUANTIZATION))
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "none".into()),
+        tta: match get(keys::TTA) {
+            t if t.is_empty() => 0,
+            t => num(keys::TTA, t)? as usize,
+        },
     })
 }
 
@@ -268,6 +275,37 @@ impl Predictor {
         self.predict_encoded_batched(seqs, self.batch_size)
     }
 
+    /// Mean prediction over each SMILES (which must encode) and the bundle's number of
+    /// random SMILES of its molecule; variants that do not encode cleanly are left out.
+    fn predict_tta(&self, smiles: &[&str]) -> Result<Vec<f64>> {
+        let mut seqs = Vec::new();
+        let mut owner = Vec::new();
+        for (i, s) in smiles.iter().enumerate() {
+            for (k, v) in crate::augment::variants(s, self.info.tta, crate::augment::TTA_SEED)
+                .iter()
+                .enumerate()
+            {
+                match self.tokenizer.encode(v) {
+                    Ok(ids) if k == 0 || !ids.contains(&self.tokenizer.unk_id()) => {
+                        seqs.push(ids);
+                        owner.push(i);
+                    }
+                    Ok(_) => {}
+                    Err(e) if k == 0 => return Err(e),
+                    Err(_) => {}
+                }
+            }
+        }
+        let preds = self.predict_encoded(&seqs)?;
+        let mut sum = vec![0.0; smiles.len()];
+        let mut count = vec![0usize; smiles.len()];
+        for (p, &i) in preds.iter().zip(&owner) {
+            sum[i] += p;
+            count[i] += 1;
+        }
+        Ok(sum.iter().zip(&count).map(|(s, &c)| s / c as f64).collect())
+    }
+
     /// [`Predictor::predict_encoded`] with `batch_size` molecules per run.
     pub fn predict_encoded_batched<S: AsRef<[u32]>>(
         &self,
@@ -286,8 +324,10 @@ impl Predictor {
     }
 
     /// Predictions for SMILES, in input order: label units (regression) or probabilities
-    /// (classification). A SMILES that cannot be tokenized gets its own
-    /// [`Error::InvalidSmiles`]; the outer error is for ONNX Runtime failures.
+    /// (classification), averaged over random SMILES of each molecule when the bundle
+    /// records test-time augmentation ([`BundleInfo::tta`]; the same variants as lipo's
+    /// tch path). A SMILES that cannot be tokenized gets its own [`Error::InvalidSmiles`];
+    /// the outer error is for ONNX Runtime failures.
     pub fn predict<S: AsRef<str>>(&self, smiles: &[S]) -> Result<Vec<Result<f64>>> {
         let encoded: Vec<Result<Vec<u32>>> = smiles
             .iter()
@@ -297,7 +337,19 @@ impl Predictor {
             .iter()
             .filter_map(|e| e.as_ref().ok().map(|v| v.as_slice()))
             .collect();
-        let mut preds = self.predict_encoded(&ok)?.into_iter();
+        let averaged;
+        let mut preds = if self.info.tta > 0 {
+            let ok_smiles: Vec<&str> = smiles
+                .iter()
+                .zip(&encoded)
+                .filter(|(_, e)| e.is_ok())
+                .map(|(s, _)| s.as_ref())
+                .collect();
+            averaged = self.predict_tta(&ok_smiles)?;
+            averaged.into_iter()
+        } else {
+            self.predict_encoded(&ok)?.into_iter()
+        };
         Ok(encoded
             .into_iter()
             .map(|e| e.map(|_| preds.next().unwrap_or(f64::NAN)))

@@ -36,6 +36,14 @@ pub struct ModelMeta {
     /// Parameter-efficient adapters the weights carry (LoRA/IA3 tensors load with them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peft: Option<crate::peft::PeftConfig>,
+    /// Test-time augmentation the model was validated with: predictions average the SMILES
+    /// as given and this many random SMILES of the same molecule (0: the SMILES only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tta: usize,
+}
+
+fn is_zero(x: &usize) -> bool {
+    *x == 0
 }
 
 impl Default for ModelMeta {
@@ -49,6 +57,7 @@ impl Default for ModelMeta {
             threshold: None,
             provenance: None,
             peft: None,
+            tta: 0,
         }
     }
 }
