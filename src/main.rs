@@ -221,6 +221,10 @@ struct CompareMlmArgs {
     /// Output folder: one sub-folder per seed and run, table1.md, table1.json, figure.
     #[arg(long)]
     out: PathBuf,
+    /// Where the configuration, table and figures go (default: --out); `lipo study --jobs`
+    /// gives each per-seed job its own.
+    #[arg(long, hide = true)]
+    summary_dir: Option<PathBuf>,
     /// Pre-trained model (default: lipo's bundled model).
     #[arg(long)]
     init: Option<PathBuf>,
@@ -647,7 +651,7 @@ fn mlm(a: MlmArgs) -> Result<()> {
 }
 
 fn compare_mlm(a: CompareMlmArgs) -> Result<()> {
-    use lipo::experiments::table1::{domain_mlm_defaults, table1, Table1Config};
+    use lipo::experiments::table1::{domain_mlm_defaults, table1_in, Table1Config};
     let cfg = match &a.config {
         Some(p) => lipo::fsutil::read_json::<Table1Config>(p)?,
         None => {
@@ -674,10 +678,11 @@ fn compare_mlm(a: CompareMlmArgs) -> Result<()> {
     };
     let device = lipo::device::parse(&a.device)?;
     let mut monitor = CliMonitor::new();
-    let r = table1(&cfg, device, &a.out, &mut monitor)?;
+    let summary = a.summary_dir.clone().unwrap_or_else(|| a.out.clone());
+    let r = table1_in(&cfg, device, &a.out, &summary, &mut monitor)?;
     drop(monitor);
     println!("{}", r.markdown);
-    println!("written: {}", a.out.join("table1.md").display());
+    println!("written: {}", summary.join("table1.md").display());
     Ok(())
 }
 

@@ -150,6 +150,22 @@ fn study_jobs_run_seeds_in_child_processes_then_gather() {
             );
         }
     }
+    // Each job's one-seed table stays in its own folder; the stage's covers both seeds.
+    for (stage, table) in [
+        ("table1", "table1.md"),
+        ("table2", "table2.md"),
+        ("table3-regression", "comparison.md"),
+    ] {
+        for seed in [0, 1] {
+            let own = out.join(stage).join("jobs").join(format!("seed{seed}"));
+            assert!(own.join(table).is_file(), "{} missing", own.display());
+        }
+    }
+    let t1: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("table1/table1_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(t1["seeds"], serde_json::json!([0, 1]));
     // Each seed's Table 2 run without external data is its Table 1 pre-trained run.
     for seed in [0, 1] {
         let a = std::fs::read(out.join(format!("table1/seed{seed}/pretrained/metrics.json")));

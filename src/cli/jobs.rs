@@ -1,8 +1,10 @@
 //! `lipo study --jobs N`: the study's seeds run in N child processes at once.
 //!
 //! Every seed of every table is one child job, `lipo compare-mlm | compare-influence |
-//! compare-peft --config STAGE/jobs/seedK.json --out STAGE`, which writes its runs exactly
-//! where the study keeps them. A seed's Table 2 and Table 3 (regression) jobs wait for its
+//! compare-peft --config STAGE/jobs/seedK.json --out STAGE --summary-dir STAGE/jobs/seedK`,
+//! which writes its runs exactly where the study keeps them, and its one-seed table and
+//! figures in its own folder (so an interrupted study never leaves one-seed tables at the
+//! stage level). A seed's Table 2 and Table 3 (regression) jobs wait for its
 //! Table 1 job, whose pre-trained run they share. When all jobs have finished, the study runs
 //! in this process as usual and finds every run done: it only gathers the tables, exports the
 //! best model and writes the report. On a small machine, N processes with fewer threads each
@@ -135,6 +137,8 @@ fn launch(cfg: &StudyConfig, out: &Path, job: &Job, s: &ChildSettings) -> Result
         .arg(&config)
         .arg("--out")
         .arg(out.join(job.stage))
+        .arg("--summary-dir")
+        .arg(config.with_extension(""))
         .arg("--device")
         .arg(s.device)
         .stdin(Stdio::null())

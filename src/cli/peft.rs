@@ -164,6 +164,10 @@ pub struct ComparePeftArgs {
     /// Output folder: <method>/seed-<s>/ runs, comparison.md/.json, figures 5–9.
     #[arg(long)]
     out: PathBuf,
+    /// Where the configuration, table and figures go (default: --out); `lipo study --jobs`
+    /// gives each per-seed job its own.
+    #[arg(long, hide = true)]
+    summary_dir: Option<PathBuf>,
     /// Comma-separated seeds (default 0,1,2; with --quick 0).
     #[arg(long, value_delimiter = ',')]
     seeds: Option<Vec<u64>>,
@@ -294,9 +298,10 @@ pub fn compare_peft(a: ComparePeftArgs, threads: i32) -> Result<()> {
     let exe = std::env::current_exe().context("locating the lipo executable")?;
     let device = a.device.clone();
     let mut runner = |run: &FinetuneRun, out: &Path| run_in_child(&exe, threads, &device, run, out);
-    let c = compare::compare(&cfg, &a.out, &mut runner)?;
+    let summary = a.summary_dir.clone().unwrap_or_else(|| a.out.clone());
+    let c = compare::compare_in(&cfg, &a.out, &summary, &mut runner)?;
     let xl_md = compare::xl_counts_markdown(&xl);
-    let md_path = a.out.join(compare::files::TABLE_MD);
+    let md_path = summary.join(compare::files::TABLE_MD);
     let mut md = std::fs::read_to_string(&md_path)?;
     md.push_str("\nParameter counts on the XL architecture (head: one output):\n\n");
     md.push_str(&xl_md);

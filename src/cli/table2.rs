@@ -23,6 +23,10 @@ pub struct CompareInfluenceArgs {
     /// Output folder: seed<S>/ runs and scores, table2.md, table2.json, figures.
     #[arg(long)]
     out: PathBuf,
+    /// Where the configuration, table and figures go (default: --out); `lipo study --jobs`
+    /// gives each per-seed job its own.
+    #[arg(long, hide = true)]
+    summary_dir: Option<PathBuf>,
     /// Re-run the comparison described by this table2_config.json (other flags are ignored).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -102,9 +106,13 @@ pub fn compare_influence(a: CompareInfluenceArgs) -> Result<()> {
     let cfg = a.resolve()?;
     let device = lipo::device::parse(&a.device)?;
     let mut monitor = crate::CliMonitor::new();
-    let r = table2::table2(&cfg, device, &a.out, &mut monitor)?;
+    let summary = a.summary_dir.clone().unwrap_or_else(|| a.out.clone());
+    let r = table2::table2_in(&cfg, device, &a.out, &summary, &mut monitor)?;
     drop(monitor);
     println!("{}", r.markdown);
-    println!("written: {}", a.out.join(table2::files::TABLE_MD).display());
+    println!(
+        "written: {}",
+        summary.join(table2::files::TABLE_MD).display()
+    );
     Ok(())
 }

@@ -91,18 +91,33 @@ fn write_train_corpus(path: &Path, data: &data::Dataset, split: &Split) -> Resul
     fsutil::write_atomic(path, s.as_bytes())
 }
 
-/// Runs (or resumes; finished runs are reused) every run of Table 1 under `out`.
+/// Runs (or resumes; finished runs are reused) every run of Table 1 under `out`, and writes
+/// the table there.
 pub fn table1(
     cfg: &Table1Config,
     device: Device,
     out: &Path,
     monitor: &mut dyn Monitor,
 ) -> Result<Table1Report> {
+    table1_in(cfg, device, out, out, monitor)
+}
+
+/// [`table1`] with the runs under `out` and the configuration, table and figure in `summary`
+/// (a per-seed job of `lipo study --jobs` keeps its one-seed table out of the stage's).
+pub fn table1_in(
+    cfg: &Table1Config,
+    device: Device,
+    out: &Path,
+    summary: &Path,
+    monitor: &mut dyn Monitor,
+) -> Result<Table1Report> {
     if cfg.seeds.is_empty() {
         return Err(Error::param("--seeds", "give at least one seed"));
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    fsutil::write_json(&out.join("table1_config.json"), cfg)?;
+    for d in [out, summary] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    fsutil::write_json(&summary.join("table1_config.json"), cfg)?;
     let tokenizer = SmilesTokenizer::molformer();
     let data = data::read_table(&cfg.data, &tokenizer, &cfg.table, true)?;
     let (mut random, mut pre, mut domain, mut floor) = (vec![], vec![], vec![], vec![]);
@@ -194,15 +209,15 @@ pub fn table1(
         compare_rmse(&rows[0], &rows[1]),
     ];
     let markdown = format!("{}\n{}\n", regression_table(&rows), readings.join("\n"));
-    plot_train_loss(&out.join("table1_train_loss.png"), &curves)?;
+    plot_train_loss(&summary.join("table1_train_loss.png"), &curves)?;
     let report = Table1Report {
         rows,
         markdown,
         readings,
         domain_mlm_accuracy: accs,
     };
-    fsutil::write_atomic(&out.join("table1.md"), report.markdown.as_bytes())?;
-    fsutil::write_json(&out.join("table1.json"), &report)?;
+    fsutil::write_atomic(&summary.join("table1.md"), report.markdown.as_bytes())?;
+    fsutil::write_json(&summary.join("table1.json"), &report)?;
     Ok(report)
 }
 

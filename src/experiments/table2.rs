@@ -229,11 +229,24 @@ pub fn score_run(
     Ok(report)
 }
 
-/// Runs (or resumes; finished runs and scores are reused) every run of Table 2 under `out`.
+/// Runs (or resumes; finished runs and scores are reused) every run of Table 2 under `out`,
+/// and writes the table and figures there.
 pub fn table2(
     cfg: &Table2Config,
     device: Device,
     out: &Path,
+    monitor: &mut dyn Monitor,
+) -> Result<Table2Report> {
+    table2_in(cfg, device, out, out, monitor)
+}
+
+/// [`table2`] with the runs under `out` and the configuration, table and figures in `summary`
+/// (a per-seed job of `lipo study --jobs` keeps its one-seed table out of the stage's).
+pub fn table2_in(
+    cfg: &Table2Config,
+    device: Device,
+    out: &Path,
+    summary: &Path,
     monitor: &mut dyn Monitor,
 ) -> Result<Table2Report> {
     if cfg.seeds.is_empty() {
@@ -253,8 +266,10 @@ pub fn table2(
             ));
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    fsutil::write_json(&out.join(files::CONFIG), cfg)?;
+    for d in [out, summary] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    fsutil::write_json(&summary.join(files::CONFIG), cfg)?;
     let mut reports: Vec<Vec<FinetuneReport>> = vec![vec![]; 5];
     let mut details = Vec::new();
     let mut first_scores: Option<ScoreReport> = None;
@@ -379,9 +394,9 @@ pub fn table2(
         compare_rmse(none, top),
     ];
     let first = first_scores.expect("at least one seed");
-    fsutil::write_json(&out.join("table2_first_seed_scores.json"), &first.rows)?;
-    plot_first_seed(out, &first)?;
-    plot_curves(out, &labels, &reports)?;
+    fsutil::write_json(&summary.join("table2_first_seed_scores.json"), &first.rows)?;
+    plot_first_seed(summary, &first)?;
+    plot_curves(summary, &labels, &reports)?;
     let markdown = markdown(cfg, &rows, &readings, &details);
     let report = Table2Report {
         rows,
@@ -390,8 +405,8 @@ pub fn table2(
         seeds: details,
         markdown,
     };
-    fsutil::write_atomic(&out.join(files::TABLE_MD), report.markdown.as_bytes())?;
-    fsutil::write_json(&out.join(files::TABLE_JSON), &report)?;
+    fsutil::write_atomic(&summary.join(files::TABLE_MD), report.markdown.as_bytes())?;
+    fsutil::write_json(&summary.join(files::TABLE_JSON), &report)?;
     Ok(report)
 }
 

@@ -255,14 +255,28 @@ fn spreads(reports: &[FinetuneReport], floor: bool) -> Result<Vec<(String, Sprea
 /// Runs every method on every seed through `runner` into `out` and writes the table, the JSON
 /// and figures 5–9.
 pub fn compare(cfg: &CompareConfig, out: &Path, runner: &mut dyn Runner) -> Result<Comparison> {
+    compare_in(cfg, out, out, runner)
+}
+
+/// [`compare`] with the runs under `out` and the configuration, table and figures in
+/// `summary` (a per-seed job of `lipo study --jobs` keeps its one-seed table out of the
+/// stage's).
+pub fn compare_in(
+    cfg: &CompareConfig,
+    out: &Path,
+    summary: &Path,
+    runner: &mut dyn Runner,
+) -> Result<Comparison> {
     if cfg.seeds.is_empty() {
         return Err(Error::param("--seeds", "names no seed"));
     }
     if cfg.task == Task::Encoder {
         return Err(Error::param("--task", "regression or classification"));
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    crate::fsutil::write_json(&out.join(files::CONFIG_JSON), cfg)?;
+    for d in [out, summary] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    crate::fsutil::write_json(&summary.join(files::CONFIG_JSON), cfg)?;
     let mut rows = Vec::new();
     let mut floor_reports = Vec::new();
     for method in cfg.methods() {
@@ -316,9 +330,9 @@ pub fn compare(cfg: &CompareConfig, out: &Path, runner: &mut dyn Runner) -> Resu
         differences,
         quick: cfg.quick,
     };
-    crate::fsutil::write_json(&out.join(files::TABLE_JSON), &cmp)?;
-    crate::fsutil::write_atomic(&out.join(files::TABLE_MD), markdown(&cmp).as_bytes())?;
-    figures(&cmp, out)?;
+    crate::fsutil::write_json(&summary.join(files::TABLE_JSON), &cmp)?;
+    crate::fsutil::write_atomic(&summary.join(files::TABLE_MD), markdown(&cmp).as_bytes())?;
+    figures(&cmp, summary)?;
     Ok(cmp)
 }
 
