@@ -294,7 +294,8 @@ pub struct FinetuneReport {
     pub test_mean_predictor: Regression,
     /// Training molecules per second (evaluation excluded).
     pub train_mols_per_s: f64,
-    /// Wall time of the whole run.
+    /// Wall time of the whole run, including earlier interrupted calls up to their last
+    /// checkpoint.
     pub wall_seconds: f64,
     /// Device and threads.
     pub device: String,
@@ -389,6 +390,9 @@ struct CheckpointState {
     best_epoch: usize,
     best_valid: f64,
     history: Vec<EpochRecord>,
+    /// Wall seconds of earlier calls, up to their last checkpoint.
+    #[serde(default)]
+    seconds_before: f64,
 }
 
 /// Groups `rows` into batches of `batch_size` molecules of similar length: rows are shuffled,
@@ -741,15 +745,19 @@ pub fn finetune(
 
     let ckpt_dir = out.join(files::CHECKPOINT);
     let model_dir = out.join(files::MODEL);
+    // Wall time of earlier, interrupted calls of this run (up to their last checkpoint).
+    let mut resumed_seconds = 0.0;
     let mut state = CheckpointState {
         run: run.clone(),
         epochs_done: 0,
         best_epoch: 0,
         best_valid: f64::INFINITY,
         history: vec![],
+        seconds_before: 0.0,
     };
     if let Some(saved) = crate::checkpoint::restore(&ckpt_dir, &model, &mut opt, device)? {
         state = saved;
+        resumed_seconds = state.seconds_before;
         monitor.event(&Event::Message {
             text: format!("resuming after epoch {}", state.epochs_done),
         });
@@ -903,6 +911,7 @@ pub fn finetune(
             model.save(&model_dir)?;
         }
         state.epochs_done = epoch;
+        state.seconds_before = resumed_seconds + t0.elapsed().as_secs_f64();
         crate::checkpoint::write(&model, &opt, &state, &ckpt_dir)?;
         let go_on = monitor.event(&Event::Epoch {
             epoch,
@@ -971,7 +980,7 @@ pub fn finetune(
         } else {
             f64::NAN
         },
-        wall_seconds: t0.elapsed().as_secs_f64(),
+        wall_seconds: resumed_seconds + t0.elapsed().as_secs_f64(),
         device: crate::device::describe(device),
         trainable_parameters: trainable,
         parameters,

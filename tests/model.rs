@@ -289,8 +289,14 @@ fn finetune_run_writes_its_folder_and_resumes() {
     let e = train::finetune(&run, Device::Cpu, &out, &mut cancel).unwrap_err();
     assert!(matches!(e, lipo::Error::Cancelled(_)), "{e}");
     assert!(out.join("checkpoint/state.json").is_file());
+    let saved: serde_json::Value =
+        lipo::fsutil::read_json(&out.join("checkpoint/state.json")).unwrap();
+    let before = saved["seconds_before"].as_f64().unwrap();
+    assert!(before > 0.0, "{saved}");
     let r = train::finetune(&run, Device::Cpu, &out, &mut lipo::progress::Silent).unwrap();
     assert_eq!(r.history.len(), 3);
+    // The interrupted call's time counts.
+    assert!(r.wall_seconds > before);
     // Resuming gives exactly what an uninterrupted run gives.
     let straight = train::finetune(
         &run,

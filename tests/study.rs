@@ -166,6 +166,12 @@ fn study_jobs_run_seeds_in_child_processes_then_gather() {
     )
     .unwrap();
     assert_eq!(t1["seeds"], serde_json::json!([0, 1]));
+    // Each stage's jobs time is kept for a later call to add to.
+    let secs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("table1/jobs/seconds.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(secs["seconds"].as_f64().unwrap() > 0.0, "{secs}");
     // Each seed's Table 2 run without external data is its Table 1 pre-trained run.
     for seed in [0, 1] {
         let a = std::fs::read(out.join(format!("table1/seed{seed}/pretrained/metrics.json")));

@@ -56,22 +56,18 @@ fn plan(cfg: &StudyConfig) -> Vec<Job> {
     jobs
 }
 
-/// Writes the configuration of `job` (the stage's, restricted to its seed); returns its path.
-fn write_config(cfg: &StudyConfig, out: &Path, job: &Job) -> Result<PathBuf> {
+/// The configuration of `job`: the stage's, restricted to its seed.
+fn job_config(cfg: &StudyConfig, job: &Job) -> Result<serde_json::Value> {
     let [s1, s2, s3, _, _] = files::STAGES;
-    let path = out
-        .join(job.stage)
-        .join("jobs")
-        .join(format!("seed{}.json", job.seed));
     let seeds = vec![job.seed];
-    if job.stage == s1 {
+    Ok(if job.stage == s1 {
         let mut c = cfg.table1();
         c.seeds = seeds;
-        lipo::fsutil::write_json(&path, &c)?;
+        serde_json::to_value(c)?
     } else if job.stage == s2 {
         let mut c = cfg.table2();
         c.seeds = seeds;
-        lipo::fsutil::write_json(&path, &c)?;
+        serde_json::to_value(c)?
     } else {
         let mut c = if job.stage == s3 {
             cfg.table3_regression()
@@ -79,9 +75,65 @@ fn write_config(cfg: &StudyConfig, out: &Path, job: &Job) -> Result<PathBuf> {
             cfg.table3_classification()
         };
         c.seeds = seeds;
-        lipo::fsutil::write_json(&path, &c)?;
-    }
+        serde_json::to_value(c)?
+    })
+}
+
+/// Writes the configuration of `job`; returns its path.
+fn write_config(cfg: &StudyConfig, out: &Path, job: &Job) -> Result<PathBuf> {
+    let path = out
+        .join(job.stage)
+        .join("jobs")
+        .join(format!("seed{}.json", job.seed));
+    lipo::fsutil::write_json(&path, &job_config(cfg, job)?)?;
     Ok(path)
+}
+
+/// `STAGE/jobs/seconds.json`: the wall time a stage's jobs have taken over every call of
+/// `lipo study --jobs`, interrupted ones included, for the job configurations it names.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StageSeconds {
+    configs: Vec<serde_json::Value>,
+    seconds: f64,
+}
+
+fn seconds_path(out: &Path, stage: &str) -> PathBuf {
+    out.join(stage).join("jobs").join("seconds.json")
+}
+
+/// Adds this call's span of each stage to its stored total (restarted when the stage's job
+/// configurations changed) and returns the totals by stage.
+fn add_spans(
+    cfg: &StudyConfig,
+    out: &Path,
+    plan: &[Job],
+    spans: &BTreeMap<&str, (Instant, Instant)>,
+) -> Result<Vec<(String, f64)>> {
+    let mut totals = Vec::new();
+    for &stage in files::STAGES.iter() {
+        let configs = plan
+            .iter()
+            .filter(|j| j.stage == stage)
+            .map(|j| job_config(cfg, j))
+            .collect::<Result<Vec<_>>>()?;
+        if configs.is_empty() {
+            continue;
+        }
+        let path = seconds_path(out, stage);
+        let before = path
+            .is_file()
+            .then(|| lipo::fsutil::read_json::<StageSeconds>(&path).ok())
+            .flatten()
+            .filter(|r| r.configs == configs)
+            .map_or(0.0, |r| r.seconds);
+        let now = spans
+            .get(stage)
+            .map_or(0.0, |(a, b)| b.duration_since(*a).as_secs_f64());
+        let seconds = before + now;
+        lipo::fsutil::write_json(&path, &StageSeconds { configs, seconds })?;
+        totals.push((stage.to_string(), seconds));
+    }
+    Ok(totals)
 }
 
 /// What a child needs besides its job.
@@ -160,7 +212,8 @@ fn interrupt(child: &Child) {
 }
 
 /// Runs every job of `cfg`, `jobs` at a time, and returns the wall time each stage's jobs
-/// spanned in this call (first start to last end), by stage folder name. Jobs whose runs are
+/// spanned (first start to last end), summed over this and earlier calls that ran the same
+/// jobs (`STAGE/jobs/seconds.json`), by stage folder name. Jobs whose runs are
 /// finished already end at once (their runs are reused). A failed job stops new launches;
 /// the error names its log. On Ctrl-C (or SIGINT to this process) each running child is
 /// interrupted once: it stops at its next safe point, and the same command resumes.
@@ -277,14 +330,12 @@ pub fn run(
             }
         }
     }
+    let totals = add_spans(cfg, out, &plan, &spans)?;
     if let Some(f) = failure {
         bail!("{f}; run the same command to resume");
     }
     if stop || done.iter().any(|d| !d) {
         bail!("stopped before every job finished; run the same command to resume");
     }
-    Ok(spans
-        .into_iter()
-        .map(|(stage, (a, b))| (stage.to_string(), b.duration_since(a).as_secs_f64()))
-        .collect())
+    Ok(totals)
 }

@@ -200,12 +200,21 @@ pub struct StageTiming {
 struct StageRecord {
     settings: serde_json::Value,
     seconds: Option<f64>,
+    /// Time spent in earlier calls with these settings that stopped before the stage
+    /// finished; added to the stage's time when it finishes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    spent_seconds: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Runs `f` as the stage `name` in `dir` and times it. The stage's settings go to
 /// `dir/stage.json` with the time once it finishes; a later call with the same settings
 /// reports the stored time and `reused` (its runs are reused by `f` itself). `prior_seconds`,
-/// the time its runs took in other processes, is added to the time measured here.
+/// the time its runs took in other processes, is added to the time measured here, and so is
+/// the time of earlier calls that stopped (interrupted or failed) with the same settings.
 fn stage<T>(
     name: &str,
     dir: &Path,
@@ -239,26 +248,48 @@ fn stage<T>(
             ),
         },
     });
+    let spent_before = before
+        .as_ref()
+        .filter(|r| r.settings == settings && r.seconds.is_none())
+        .map_or(0.0, |r| r.spent_seconds);
     if done_before.is_none() {
         fsutil::write_json(
             &path,
             &StageRecord {
                 settings: settings.clone(),
                 seconds: None,
+                spent_seconds: spent_before,
             },
         )?;
     }
     let t0 = Instant::now();
-    let value = f(monitor)?;
+    let value = match f(monitor) {
+        Ok(v) => v,
+        Err(e) => {
+            if done_before.is_none() {
+                // Keep this call's time for the call that finishes the stage.
+                fsutil::write_json(
+                    &path,
+                    &StageRecord {
+                        settings,
+                        seconds: None,
+                        spent_seconds: spent_before + t0.elapsed().as_secs_f64(),
+                    },
+                )?;
+            }
+            return Err(e);
+        }
+    };
     let seconds = match done_before {
         Some(s) => s,
         None => {
-            let s = t0.elapsed().as_secs_f64() + prior_seconds.unwrap_or(0.0);
+            let s = spent_before + t0.elapsed().as_secs_f64() + prior_seconds.unwrap_or(0.0);
             fsutil::write_json(
                 &path,
                 &StageRecord {
                     settings,
                     seconds: Some(s),
+                    spent_seconds: 0.0,
                 },
             )?;
             monitor.event(&Event::Message {
@@ -548,4 +579,44 @@ pub fn prepare(cfg: &StudyConfig, out: &Path) -> Result<()> {
         }
     }
     fsutil::write_json(&cfg_path, cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_counts_the_time_of_calls_that_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = serde_json::json!({"epochs": 3});
+        let nap = || std::thread::sleep(std::time::Duration::from_millis(120));
+        let silent = &mut crate::progress::Silent;
+        let stopped = stage("t", dir.path(), &settings, 1.0, None, silent, |_| {
+            nap();
+            Err::<(), _>(Error::Cancelled("interrupted".into()))
+        });
+        assert!(stopped.is_err());
+        let (_, t) = stage("t", dir.path(), &settings, 1.0, Some(1.0), silent, |_| {
+            nap();
+            Ok(())
+        })
+        .unwrap();
+        // Both calls' time and the time of other processes.
+        assert!(t.seconds >= 1.24 && t.seconds < 5.0, "{}", t.seconds);
+        assert!(!t.reused);
+        // Finished: reported as stored; other settings start from zero.
+        let (_, again) = stage("t", dir.path(), &settings, 1.0, None, silent, |_| Ok(())).unwrap();
+        assert!(again.reused && again.seconds == t.seconds);
+        let (_, other) = stage(
+            "t",
+            dir.path(),
+            &serde_json::json!({"epochs": 4}),
+            1.0,
+            None,
+            silent,
+            |_| Ok(()),
+        )
+        .unwrap();
+        assert!(other.seconds < 0.1, "{}", other.seconds);
+    }
 }
