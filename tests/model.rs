@@ -279,13 +279,7 @@ fn finetune_run_writes_its_folder_and_resumes() {
     );
     let out = dir.path().join("run");
     // Cancel during epoch 2: epoch 1 is checkpointed.
-    let mut epochs_seen = 0;
-    let mut cancel = |e: &lipo::progress::Event| {
-        if let lipo::progress::Event::Epoch { .. } = e {
-            epochs_seen += 1;
-        }
-        !(epochs_seen >= 1 && matches!(e, lipo::progress::Event::Step { .. }))
-    };
+    let mut cancel = cancel_in_epoch_two();
     let e = train::finetune(&run, Device::Cpu, &out, &mut cancel).unwrap_err();
     assert!(matches!(e, lipo::Error::Cancelled(_)), "{e}");
     assert!(out.join("checkpoint/state.json").is_file());
@@ -487,13 +481,7 @@ fn augmented_finetuning_changes_the_inputs_and_resumes_exactly() {
     let p = train::finetune(&plain, Device::Cpu, &dir.path().join("plain"), silent).unwrap();
     let out = dir.path().join("aug");
     // Cancel in epoch 2, then resume: the same random SMILES as a straight run.
-    let mut epochs_seen = 0;
-    let mut cancel = |e: &lipo::progress::Event| {
-        if let lipo::progress::Event::Epoch { .. } = e {
-            epochs_seen += 1;
-        }
-        !(epochs_seen >= 1 && matches!(e, lipo::progress::Event::Step { .. }))
-    };
+    let mut cancel = cancel_in_epoch_two();
     assert!(train::finetune(&augmented, Device::Cpu, &out, &mut cancel).is_err());
     let a = train::finetune(&augmented, Device::Cpu, &out, silent).unwrap();
     let straight = train::finetune(
@@ -562,4 +550,16 @@ fn test_time_augmentation_is_recorded_and_reproduced_by_evaluate() {
     plain.meta.tta = 0;
     let (p, _) = train::evaluate(&plain, &table, &split.test, 64).unwrap();
     assert!((p.rmse - r.test.rmse).abs() > 1e-9);
+}
+
+/// A monitor that lets epoch 1 finish (and be checkpointed), then cancels at the first step
+/// of epoch 2.
+fn cancel_in_epoch_two() -> impl FnMut(&lipo::progress::Event) -> bool {
+    let mut epochs_seen = 0;
+    move |e: &lipo::progress::Event| {
+        if let lipo::progress::Event::Epoch { .. } = e {
+            epochs_seen += 1;
+        }
+        !(epochs_seen >= 1 && matches!(e, lipo::progress::Event::Step { .. }))
+    }
 }
