@@ -14,7 +14,9 @@
 //! `None`): directional bonds on ring closures, extended chirality (`@TH1`, `@SP2`, …),
 //! and anything the small parser does not understand.
 
+use crate::error::Result;
 use crate::rng::SplitMix64;
+use crate::tokenizer::SmilesTokenizer;
 use std::collections::HashMap;
 
 /// A neighbour slot of an atom, in the order the SMILES lists it.
@@ -503,6 +505,43 @@ pub fn variants(smiles: &str, k: usize, seed: u64) -> Vec<String> {
         }
     }
     out
+}
+
+/// Test-time augmentation's encoded inputs: for each SMILES its own token ids (it must
+/// encode), then those of its `k` random SMILES ([`variants`] with [`TTA_SEED`]) that encode
+/// without unknown tokens. `owner[j]` is the index of the SMILES that row `j` belongs to.
+pub fn encoded_variants<S: AsRef<str>>(
+    smiles: &[S],
+    k: usize,
+    tokenizer: &SmilesTokenizer,
+) -> Result<(Vec<Vec<u32>>, Vec<usize>)> {
+    let mut seqs = Vec::new();
+    let mut owner = Vec::new();
+    for (i, s) in smiles.iter().enumerate() {
+        let s = s.as_ref();
+        seqs.push(tokenizer.encode(s)?);
+        owner.push(i);
+        for v in variants(s, k, TTA_SEED).into_iter().skip(1) {
+            if let Ok(ids) = tokenizer.encode(&v) {
+                if !ids.contains(&tokenizer.unk_id()) {
+                    seqs.push(ids);
+                    owner.push(i);
+                }
+            }
+        }
+    }
+    Ok((seqs, owner))
+}
+
+/// The mean of `values` per owner (`0..n`), as [`encoded_variants`] groups them.
+pub fn mean_by_owner(values: &[f64], owner: &[usize], n: usize) -> Vec<f64> {
+    let mut sum = vec![0.0; n];
+    let mut count = vec![0usize; n];
+    for (&v, &i) in values.iter().zip(owner) {
+        sum[i] += v;
+        count[i] += 1;
+    }
+    sum.iter().zip(&count).map(|(s, &c)| s / c as f64).collect()
 }
 
 #[cfg(test)]

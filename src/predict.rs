@@ -69,43 +69,24 @@ pub fn raw_outputs_tta<S: AsRef<str>>(
     k: usize,
     batch_size: usize,
 ) -> Result<Vec<f64>> {
-    let mut seqs: Vec<Vec<u32>> = Vec::new();
-    let mut owner: Vec<usize> = Vec::new();
-    for (i, s) in smiles.iter().enumerate() {
-        let s = s.as_ref();
-        seqs.push(model.tokenizer.encode(s)?);
-        owner.push(i);
-        for v in crate::augment::variants(s, k, crate::augment::TTA_SEED)
-            .into_iter()
-            .skip(1)
-        {
-            if let Ok(ids) = model.tokenizer.encode(&v) {
-                if !ids.contains(&model.tokenizer.unk_id()) {
-                    seqs.push(ids);
-                    owner.push(i);
-                }
-            }
-        }
-    }
+    let (seqs, owner) = crate::augment::encoded_variants(smiles, k, &model.tokenizer)?;
     let raw = raw_outputs(model, &seqs, batch_size)?;
     // Averaged where users see predictions: label units (linear in the raw output) or
     // probabilities (returned as the logit of the mean probability).
     let classify = model.meta.task == Task::Classification;
-    let mut sum = vec![0.0; smiles.len()];
-    let mut count = vec![0usize; smiles.len()];
-    for (&z, &i) in raw.iter().zip(&owner) {
-        sum[i] += if classify {
-            1.0 / (1.0 + (-z).exp())
-        } else {
-            z
-        };
-        count[i] += 1;
-    }
-    Ok(sum
+    let seen: Vec<f64> = raw
         .iter()
-        .zip(&count)
-        .map(|(s, &c)| {
-            let m = s / c as f64;
+        .map(|&z| {
+            if classify {
+                1.0 / (1.0 + (-z).exp())
+            } else {
+                z
+            }
+        })
+        .collect();
+    Ok(crate::augment::mean_by_owner(&seen, &owner, smiles.len())
+        .into_iter()
+        .map(|m| {
             if classify {
                 let p = m.clamp(1e-12, 1.0 - 1e-12);
                 (p / (1.0 - p)).ln()

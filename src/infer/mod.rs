@@ -278,32 +278,10 @@ impl Predictor {
     /// Mean prediction over each SMILES (which must encode) and the bundle's number of
     /// random SMILES of its molecule; variants that do not encode cleanly are left out.
     fn predict_tta(&self, smiles: &[&str]) -> Result<Vec<f64>> {
-        let mut seqs = Vec::new();
-        let mut owner = Vec::new();
-        for (i, s) in smiles.iter().enumerate() {
-            for (k, v) in crate::augment::variants(s, self.info.tta, crate::augment::TTA_SEED)
-                .iter()
-                .enumerate()
-            {
-                match self.tokenizer.encode(v) {
-                    Ok(ids) if k == 0 || !ids.contains(&self.tokenizer.unk_id()) => {
-                        seqs.push(ids);
-                        owner.push(i);
-                    }
-                    Ok(_) => {}
-                    Err(e) if k == 0 => return Err(e),
-                    Err(_) => {}
-                }
-            }
-        }
+        let (seqs, owner) =
+            crate::augment::encoded_variants(smiles, self.info.tta, &self.tokenizer)?;
         let preds = self.predict_encoded(&seqs)?;
-        let mut sum = vec![0.0; smiles.len()];
-        let mut count = vec![0usize; smiles.len()];
-        for (p, &i) in preds.iter().zip(&owner) {
-            sum[i] += p;
-            count[i] += 1;
-        }
-        Ok(sum.iter().zip(&count).map(|(s, &c)| s / c as f64).collect())
+        Ok(crate::augment::mean_by_owner(&preds, &owner, smiles.len()))
     }
 
     /// [`Predictor::predict_encoded`] with `batch_size` molecules per run.
