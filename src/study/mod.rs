@@ -607,7 +607,12 @@ mod tests {
         // Finished: reported as stored; other settings start from zero.
         let (_, again) = stage("t", dir.path(), &settings, 1.0, None, silent, |_| Ok(())).unwrap();
         assert!(again.reused);
-        assert!((again.seconds - t.seconds).abs() < 1e-9, "{} vs {}", again.seconds, t.seconds);
+        assert!(
+            (again.seconds - t.seconds).abs() < 1e-9,
+            "{} vs {}",
+            again.seconds,
+            t.seconds
+        );
         let (_, other) = stage(
             "t",
             dir.path(),
