@@ -203,6 +203,10 @@ struct MlmArgs {
     /// code's behaviour). Evaluation uses the stored features either way.
     #[arg(long)]
     redraw_features: bool,
+    /// SMILES augmentation: this share (0–1) of the training molecules is written as a fresh
+    /// random SMILES of the same molecule at each pass; held-out molecules are not.
+    #[arg(long, default_value_t = 0.0)]
+    augment: f64,
     #[arg(long, default_value = "auto")]
     device: String,
     #[arg(long)]
@@ -245,6 +249,9 @@ struct CompareMlmArgs {
     /// Test-time augmentation in every fine-tuning run (as `finetune --tta`).
     #[arg(long, default_value_t = 0)]
     tta: usize,
+    /// SMILES augmentation in domain MLM (as `mlm --augment`).
+    #[arg(long, default_value_t = 0.0)]
+    mlm_augment: f64,
     /// Smoke test: one seed, 3 fine-tuning epochs, 2 domain-MLM epochs.
     #[arg(long)]
     quick: bool,
@@ -625,6 +632,7 @@ fn mlm(a: MlmArgs) -> Result<()> {
                 checkpoint_every: a.checkpoint_every,
                 valid_size: a.valid_size,
                 redraw_features: a.redraw_features,
+                augment: a.augment,
                 ..MlmConfig::default()
             },
         },
@@ -673,6 +681,7 @@ fn compare_mlm(a: CompareMlmArgs) -> Result<()> {
                 cfg.finetune.epochs = 3;
                 cfg.domain_mlm = domain_mlm_defaults(2);
             }
+            cfg.domain_mlm.augment = a.mlm_augment;
             cfg
         }
     };

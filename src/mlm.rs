@@ -61,6 +61,15 @@ pub struct MlmConfig {
     /// MoLFormer code does (absent: false, the stored features throughout).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub redraw_features: bool,
+    /// SMILES augmentation: the share (0–1) of training molecules written as a fresh random
+    /// SMILES of the same molecule at each pass ([`crate::augment`]); held-out molecules are
+    /// always read as given (absent: 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub augment: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for MlmConfig {
@@ -81,6 +90,7 @@ impl Default for MlmConfig {
             max_tokens: 256,
             grad_clip: Some(1.0),
             redraw_features: false,
+            augment: 0.0,
         }
     }
 }
@@ -335,8 +345,15 @@ struct ChunkIter<'a> {
 
 impl ChunkIter<'_> {
     /// Next chunk of token sequences (`None` at the end); with `skip`, molecules are only
-    /// counted, not tokenized.
-    fn next_chunk(&mut self, skip: bool) -> Result<Option<Vec<Vec<u32>>>> {
+    /// counted, not tokenized. With `augment` = (share, stream), that share of the molecules
+    /// is written as a random SMILES drawn from the stream; one that cannot be rewritten, or
+    /// whose rewrite is longer than `max_tokens`, stays as given, so chunks hold the same
+    /// molecules with or without augmentation.
+    fn next_chunk(
+        &mut self,
+        skip: bool,
+        mut augment: Option<(f64, SplitMix64)>,
+    ) -> Result<Option<Vec<Vec<u32>>>> {
         let c = self.corpus;
         let mut out = Vec::with_capacity(self.chunk_size);
         let mut n = 0;
@@ -351,9 +368,18 @@ impl ChunkIter<'_> {
             match c.tokenizer.encode(&smi) {
                 Ok(ids) if ids.len() <= c.max_tokens => {
                     n += 1;
-                    if !skip {
-                        out.push(ids);
+                    if skip {
+                        continue;
                     }
+                    let rewritten = match &mut augment {
+                        Some((share, rng)) => (rng.next_f64() < *share)
+                            .then(|| crate::augment::randomize(&smi, rng))
+                            .flatten()
+                            .and_then(|r| c.tokenizer.encode(&r).ok())
+                            .filter(|r| r.len() <= c.max_tokens),
+                        None => None,
+                    };
+                    out.push(rewritten.unwrap_or(ids));
                 }
                 _ => {}
             }
@@ -512,6 +538,12 @@ pub fn mlm(
             "batch size and epochs must be positive and chunk_size ≥ batch size",
         ));
     }
+    if !(0.0..=1.0).contains(&cfg.augment) {
+        return Err(Error::param(
+            "--augment",
+            format!("{} is not a share between 0 and 1", cfg.augment),
+        ));
+    }
     if !(0.0 < cfg.mask_prob && cfg.mask_prob < 1.0) {
         return Err(Error::param(
             "--mask-prob",
@@ -598,6 +630,14 @@ pub fn mlm(
         ),
     });
 
+    if cfg.augment > 0.0 {
+        monitor.event(&Event::Message {
+            text: format!(
+                "SMILES augmentation on {:.0} % of training molecules per pass",
+                100.0 * cfg.augment
+            ),
+        });
+    }
     let mut model = build_model(&run.init, tokenizer.clone(), device, cfg.seed)?;
     model.encoder.set_feature_redraw(cfg.redraw_features);
     model.meta.provenance = Some(format!(
@@ -645,9 +685,16 @@ pub fn mlm(
     'epochs: while st.epoch <= cfg.epochs && st.step < total_steps {
         let mut chunks = corpus.chunks(cfg.chunk_size)?;
         for _ in 0..st.chunk {
-            chunks.next_chunk(true)?;
+            chunks.next_chunk(true, None)?;
         }
-        while let Some(mut seqs) = chunks.next_chunk(false)? {
+        loop {
+            let augment = (cfg.augment > 0.0).then(|| {
+                let key = format!("mlm-augment-e{}-c{}", st.epoch, st.chunk);
+                (cfg.augment, SplitMix64::derive(cfg.seed, &key))
+            });
+            let Some(mut seqs) = chunks.next_chunk(false, augment)? else {
+                break;
+            };
             let mut rng = SplitMix64::derive(cfg.seed, &format!("mlm-e{}-c{}", st.epoch, st.chunk));
             rng.shuffle(&mut seqs);
             let lengths: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
@@ -787,6 +834,62 @@ pub fn default_config() -> Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn augmentation_rewrites_molecules_reproducibly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corpus.smi");
+        let smiles = [
+            "CCO",
+            "c1ccccc1O",
+            "CC(=O)Nc1ccc(O)cc1",
+            "C",
+            "OC(=O)C1CCCN1",
+        ];
+        std::fs::write(&path, smiles.join("\n")).unwrap();
+        let tokenizer = SmilesTokenizer::molformer();
+        let corpus = Corpus {
+            path: path.clone(),
+            table: TableOptions::default(),
+            tokenizer: &tokenizer,
+            exclude: HashSet::new(),
+            valid_mod: u64::MAX,
+            max_tokens: 256,
+        };
+        let read = |augment: Option<(f64, SplitMix64)>| {
+            let mut it = corpus.chunks(100).unwrap();
+            it.next_chunk(false, augment).unwrap().unwrap()
+        };
+        let plain = read(None);
+        let given: Vec<Vec<u32>> = smiles
+            .iter()
+            .map(|s| tokenizer.encode(s).unwrap())
+            .collect();
+        assert_eq!(plain, given);
+        assert_eq!(read(Some((0.0, SplitMix64::new(3)))), given);
+        let rounds: Vec<Vec<Vec<u32>>> = (0..20)
+            .map(|k| read(Some((1.0, SplitMix64::new(k)))))
+            .collect();
+        // Same molecules in the same slots: a one-atom molecule has one way to be written.
+        assert!(rounds.iter().all(|r| r.len() == 5 && r[3] == given[3]));
+        assert!(rounds.iter().any(|r| r[2] != given[2]), "never rewritten");
+        // A rewrite keeps the molecule's tokens, only their order and ring labels change.
+        let atoms = |ids: &[u32]| {
+            let mut v: Vec<u32> = ids.to_vec();
+            v.retain(|&t| {
+                let tok = tokenizer.id_to_token(t).unwrap_or_default();
+                !"()0123456789".contains(tok.as_str())
+            });
+            v.sort_unstable();
+            v
+        };
+        for r in &rounds {
+            for (a, b) in r.iter().zip(&given) {
+                assert_eq!(atoms(a), atoms(b));
+            }
+        }
+        assert_eq!(read(Some((1.0, SplitMix64::new(7)))), rounds[7]);
+    }
 
     #[test]
     fn masking_follows_bert() {

@@ -130,3 +130,47 @@ fn mlm_learns_and_resumes_exactly() {
     assert!(close(&redone.history, &straight.history));
     assert_eq!(redone.valid_accuracy, straight.valid_accuracy);
 }
+
+#[test]
+fn augmented_mlm_resumes_exactly_and_sees_other_strings() {
+    let _g = lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.csv");
+    write_corpus(&corpus, 200);
+    let plain = run(&corpus, vec![]);
+    let mut r = plain.clone();
+    r.mlm.epochs = 3;
+    r.mlm.augment = 1.0;
+    let mut bad = r.clone();
+    bad.mlm.augment = 1.5;
+    let e = mlm::mlm(&bad, Device::Cpu, &dir.path().join("bad"), &mut Silent).unwrap_err();
+    assert!(e.to_string().contains("--augment"), "{e}");
+
+    let straight = mlm::mlm(&r, Device::Cpu, &dir.path().join("a"), &mut Silent).unwrap();
+    let out = dir.path().join("b");
+    let mut stop = |e: &Event| !matches!(e, Event::Step { step: 9, .. });
+    let e = mlm::mlm(&r, Device::Cpu, &out, &mut stop).unwrap_err();
+    assert!(matches!(e, lipo::Error::Cancelled(_)), "{e}");
+    let resumed = mlm::mlm(&r, Device::Cpu, &out, &mut Silent).unwrap();
+    let losses = |h: &[mlm::MlmEval]| {
+        h.iter()
+            .map(|e| (e.step, e.train_loss, e.valid_loss))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(losses(&resumed.history), losses(&straight.history));
+    assert_eq!(resumed.valid_accuracy, straight.valid_accuracy);
+
+    // The same molecules, other strings: the same number of steps, other training losses.
+    let mut unaugmented = plain;
+    unaugmented.mlm.epochs = 3;
+    let without = mlm::mlm(
+        &unaugmented,
+        Device::Cpu,
+        &dir.path().join("c"),
+        &mut Silent,
+    )
+    .unwrap();
+    assert_eq!(without.steps, straight.steps);
+    assert_ne!(losses(&without.history), losses(&straight.history));
+}
