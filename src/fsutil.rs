@@ -5,6 +5,12 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// True when `x` is its type's default (0, 0.0, false): for `skip_serializing_if` on record
+/// fields added later, so records without them still compare equal to older ones.
+pub fn is_default<T: Default + PartialEq>(x: &T) -> bool {
+    *x == T::default()
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path

@@ -64,12 +64,8 @@ pub struct MlmConfig {
     /// SMILES augmentation: the share (0–1) of training molecules written as a fresh random
     /// SMILES of the same molecule at each pass ([`crate::augment`]); held-out molecules are
     /// always read as given (absent: 0).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::fsutil::is_default")]
     pub augment: f64,
-}
-
-fn is_zero(x: &f64) -> bool {
-    *x == 0.0
 }
 
 impl Default for MlmConfig {

@@ -67,22 +67,14 @@ pub struct FinetuneConfig {
     /// SMILES augmentation: the share of training molecules that are written as a fresh
     /// random SMILES of the same molecule at each epoch ([`crate::augment`]; absent: 0,
     /// the SMILES as given). Validation and test always use the SMILES as given.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::fsutil::is_default")]
     pub augment: f64,
     /// Test-time augmentation: validation and test predictions are the mean over each SMILES
     /// as given and this many random SMILES of the same molecule (absent: 0, the SMILES as
     /// given only). The trained model records it (`lipo.json`), and `lipo predict` and
     /// `lipo evaluate` use it.
-    #[serde(skip_serializing_if = "usize_is_zero")]
+    #[serde(skip_serializing_if = "crate::fsutil::is_default")]
     pub tta: usize,
-}
-
-fn usize_is_zero(x: &usize) -> bool {
-    *x == 0
-}
-
-fn is_zero(x: &f64) -> bool {
-    *x == 0.0
 }
 
 /// How the learning rate changes over a run's steps (over `epochs`, even when `patience`

@@ -38,12 +38,8 @@ pub struct ModelMeta {
     pub peft: Option<crate::peft::PeftConfig>,
     /// Test-time augmentation the model was validated with: predictions average the SMILES
     /// as given and this many random SMILES of the same molecule (0: the SMILES only).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::fsutil::is_default")]
     pub tta: usize,
-}
-
-fn is_zero(x: &usize) -> bool {
-    *x == 0
 }
 
 impl Default for ModelMeta {

@@ -202,12 +202,8 @@ struct StageRecord {
     seconds: Option<f64>,
     /// Time spent in earlier calls with these settings that stopped before the stage
     /// finished; added to the stage's time when it finishes.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::fsutil::is_default")]
     spent_seconds: f64,
-}
-
-fn is_zero(x: &f64) -> bool {
-    *x == 0.0
 }
 
 /// Runs `f` as the stage `name` in `dir` and times it. The stage's settings go to
