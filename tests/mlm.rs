@@ -61,6 +61,13 @@ fn run(corpus: &std::path::Path, exclude: Vec<std::path::PathBuf>) -> MlmRun {
     }
 }
 
+/// (step, training loss, held-out loss) of every evaluation.
+fn losses(h: &[mlm::MlmEval]) -> Vec<(u64, f64, f64)> {
+    h.iter()
+        .map(|e| (e.step, e.train_loss, e.valid_loss))
+        .collect()
+}
+
 #[test]
 fn mlm_learns_and_resumes_exactly() {
     let _g = lock();
@@ -93,11 +100,6 @@ fn mlm_learns_and_resumes_exactly() {
     assert!(matches!(e, lipo::Error::Cancelled(_)), "{e}");
     let resumed = mlm::mlm(&r, Device::Cpu, &out, &mut Silent).unwrap();
     assert_eq!(resumed.steps, straight.steps);
-    let losses = |h: &[mlm::MlmEval]| {
-        h.iter()
-            .map(|e| (e.step, e.train_loss, e.valid_loss))
-            .collect::<Vec<_>>()
-    };
     assert_eq!(losses(&resumed.history), losses(&straight.history));
     assert_eq!(resumed.valid_accuracy, straight.valid_accuracy);
 
@@ -153,11 +155,6 @@ fn augmented_mlm_resumes_exactly_and_sees_other_strings() {
     let e = mlm::mlm(&r, Device::Cpu, &out, &mut stop).unwrap_err();
     assert!(matches!(e, lipo::Error::Cancelled(_)), "{e}");
     let resumed = mlm::mlm(&r, Device::Cpu, &out, &mut Silent).unwrap();
-    let losses = |h: &[mlm::MlmEval]| {
-        h.iter()
-            .map(|e| (e.step, e.train_loss, e.valid_loss))
-            .collect::<Vec<_>>()
-    };
     assert_eq!(losses(&resumed.history), losses(&straight.history));
     assert_eq!(resumed.valid_accuracy, straight.valid_accuracy);
 
