@@ -123,9 +123,11 @@ uint32_t lipo_abi_version(void);
 const char *lipo_last_error(void);
 
 /**
- * A short English name of a status, e.g. "invalid SMILES". Static: do not free it.
+ * A short English name of a status, e.g. "invalid SMILES"; "unknown status" for an integer
+ * that is not a status. It takes a plain integer, so any value a host passes is defined.
+ * Static: do not free it.
  */
-const char *lipo_status_name(enum LipoStatus status);
+const char *lipo_status_name(int status);
 
 /**
  * Releases a string returned by lipo (for example a report). NULL is ignored.
@@ -134,113 +136,6 @@ const char *lipo_status_name(enum LipoStatus status);
  * `s` is NULL or a string lipo returned that has not been freed yet.
  */
 void lipo_string_free(char *s);
-
-/**
- * Opens the exported bundle at `path` (the `NAME.lipo` folder or its `model.onnx`) with
- * default options: one ONNX Runtime session with one thread, 64 molecules per run. On
- * success `*out` holds the new handle; on failure it is set to NULL.
- *
- * # Safety
- * `path` is a NUL-terminated string; `out` points to writable storage for a handle.
- */
-enum LipoStatus lipo_model_open(const char *path, struct LipoModel **out);
-
-/**
- * Opens a bundle like `lipo_model_open`, with options as JSON (NULL for defaults):
- * `{"threads": 1, "sessions": 1, "batch_size": 64, "library": "/path/libonnxruntime.so"}`.
- * `threads` is the intra-op thread count of each session (0: one per core); `sessions` is
- * how many predictions may run at the same moment from different threads (each session
- * holds its own copy of the weights); `library` is the ONNX Runtime library used when the
- * `ORT_DYLIB_PATH` environment variable is not set.
- *
- * # Safety
- * `path` is a NUL-terminated string; `options_json` is NULL or a NUL-terminated string;
- * `out` points to writable storage for a handle.
- */
-enum LipoStatus lipo_model_open_with(const char *path,
-                                     const char *options_json,
-                                     struct LipoModel **out);
-
-/**
- * Releases a model handle. NULL is ignored. No other thread may be using the handle.
- *
- * # Safety
- * `model` is NULL or a handle from `lipo_model_open` that has not been closed yet.
- */
-void lipo_model_close(struct LipoModel *model);
-
-/**
- * Describes the model as JSON (task, label name, label mean and sd, classification
- * threshold, lipo version that exported it, vocabulary hash, quantization: "none" or
- * "int8", tta: random SMILES averaged per prediction, path). Free `*json` with
- * `lipo_string_free`.
- *
- * # Safety
- * `model` is an open handle; `json` points to writable storage for a string pointer.
- */
-enum LipoStatus lipo_model_info(const struct LipoModel *model, char **json);
-
-/**
- * Predicts one molecule: logD in label units for a regression model, the probability of
- * class 1 for a classification model. A SMILES that cannot be read gives
- * `LIPO_STATUS_INVALID_SMILES` and a message naming it; `*value` is then NaN.
- *
- * # Safety
- * `model` is an open handle; `smiles` a NUL-terminated string; `value` points to a double.
- */
-enum LipoStatus lipo_predict(const struct LipoModel *model, const char *smiles, double *value);
-
-/**
- * Predicts `n` molecules in one call (batched by length). `values[i]` receives the
- * prediction of `smiles[i]`, or NaN when that molecule fails; `statuses[i]` (when
- * `statuses` is not NULL) receives its status, so one bad SMILES does not fail the rest.
- *
- * Returns `LIPO_STATUS_OK` when the batch ran; `lipo_last_error()` then describes the first
- * molecule that failed, if any. With `statuses` NULL, a failed molecule makes the call
- * return its status instead. Other statuses mean the whole call failed.
- *
- * # Safety
- * `smiles` points to `n` string pointers (each NULL or NUL-terminated); `values` to `n`
- * doubles; `statuses` is NULL or points to `n` `LipoStatus`.
- */
-enum LipoStatus lipo_predict_batch(const struct LipoModel *model,
-                                   const char *const *smiles,
-                                   size_t n,
-                                   double *values,
-                                   enum LipoStatus *statuses);
-
-/**
- * Runs a training job described as JSON and waits for it to finish:
- * `{"command": "finetune" | "mlm", "out": RUN_DIR, "run": {...} | "config": "run.json",
- *   "device": "auto", "threads": N, "export": "NAME.lipo"}`.
- * `run` has the schema of the `run.json` the command line writes (for fine-tuning:
- * `{"data": CSV, "init": {"model": DIR} | {"random": CONFIG}, "table": {...},
- * "train": {"epochs": 20, "lr": 1e-4, "seed": 0, "peft": {"method": "lora"}, ...}}`);
- * parameter-efficient fine-tuning is a fine-tuning run with `train.peft`. A finished run in
- * `out` is reused and an interrupted one resumed. `callback` may be NULL.
- *
- * On success, `*report_json` (when `report_json` is not NULL) receives
- * `{"command", "out", "model", "bundle", "report"}`, where `report` is the run's metrics;
- * free it with `lipo_string_free`.
- *
- * # Safety
- * `config_json` is a NUL-terminated string; `report_json` is NULL or points to writable
- * storage for a string pointer; `callback`, when not NULL, is safe to call with `user_data`.
- */
-enum LipoStatus lipo_train(const char *config_json,
-                           LipoProgressCallback callback,
-                           void *user_data,
-                           char **report_json);
-
-/**
- * Exports a trained model folder (for example `RUN_DIR/model` from `lipo_train`) as an ONNX
- * bundle folder at `out_path` (conventionally `NAME.lipo`), ready for `lipo_model_open`.
- * Models with LoRA or IA3 adapters are merged first (this needs the training feature).
- *
- * # Safety
- * Both arguments are NUL-terminated strings.
- */
-enum LipoStatus lipo_export(const char *model_dir, const char *out_path);
 
 /**
  * Opens the exported bundle at `path` (the `NAME.lipo` folder or its `model.onnx`) with

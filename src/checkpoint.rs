@@ -4,7 +4,7 @@
 //! checkpoint.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{de::DeserializeOwned, Serialize};
 use tch::{Device, Tensor};
@@ -18,28 +18,47 @@ const STATE: &str = "state.json";
 const MODEL: &str = "model";
 const OPTIMIZER: &str = "optimizer.safetensors";
 
-/// Writes `model`, `opt` and `state` into `dir`, replacing any previous checkpoint.
+/// The folder that keeps the checkpoint before the newest (`checkpoint-previous` beside
+/// `checkpoint`), used when the newest one turns out damaged.
+pub fn previous(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push("-previous");
+    dir.with_file_name(name)
+}
+
+/// Writes `model`, `opt` and `state` into `dir`; the checkpoint it replaces becomes
+/// [`previous`] (replacing the one before).
 pub fn write<S: Serialize>(model: &Model, opt: &Adam, state: &S, dir: &Path) -> Result<()> {
     let tmp = fsutil::staging_dir(dir, ".lipo-ckpt")?;
     model.save(&tmp.path().join(MODEL))?;
     Tensor::write_safetensors(&opt.state(), tmp.path().join(OPTIMIZER))?;
     fsutil::write_json(&tmp.path().join(STATE), state)?;
+    if dir.join(STATE).is_file() {
+        fsutil::replace_dir(dir, &previous(dir))?;
+    }
     fsutil::replace_dir(&tmp.keep(), dir)
 }
 
-/// Restores a checkpoint in `dir` into `model` and `opt` and returns its state, or `None`
-/// when `dir` holds no checkpoint.
-pub fn restore<S: DeserializeOwned>(
+/// Removes a job's checkpoints (`dir` and [`previous`]) once the job is finished.
+pub fn remove(dir: &Path) {
+    for d in [dir.to_path_buf(), previous(dir)] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+fn restore_one<S: DeserializeOwned>(
     dir: &Path,
     model: &Model,
     opt: &mut Adam,
     device: Device,
-) -> Result<Option<S>> {
-    if !dir.join(STATE).is_file() {
-        return Ok(None);
-    }
+) -> Result<S> {
     let state = fsutil::read_json(&dir.join(STATE))?;
     let saved = Model::load(&dir.join(MODEL), device)?;
+    let moments: HashMap<String, Tensor> = Tensor::read_safetensors(dir.join(OPTIMIZER))
+        .map_err(|e| crate::Error::model(dir.join(OPTIMIZER), e.to_string()))?
+        .into_iter()
+        .map(|(n, t)| (n, t.to_device(device)))
+        .collect();
     let src = saved.vs.variables();
     tch::no_grad(|| {
         for (name, mut t) in model.vs.variables() {
@@ -48,10 +67,44 @@ pub fn restore<S: DeserializeOwned>(
             }
         }
     });
-    let moments: HashMap<String, Tensor> = Tensor::read_safetensors(dir.join(OPTIMIZER))?
-        .into_iter()
-        .map(|(n, t)| (n, t.to_device(device)))
-        .collect();
     opt.load_state(&moments);
-    Ok(Some(state))
+    Ok(state)
+}
+
+/// Restores the checkpoint in `dir` into `model` and `opt` and returns its state, or `None`
+/// when there is none. A damaged newest checkpoint is set aside for [`previous`] (and when
+/// both are damaged the job starts over); `say` is told which, with the reason.
+pub fn restore<S: DeserializeOwned>(
+    dir: &Path,
+    model: &Model,
+    opt: &mut Adam,
+    device: Device,
+    say: &mut dyn FnMut(String),
+) -> Result<Option<S>> {
+    let prev = previous(dir);
+    let mut failure = None;
+    for d in [dir, prev.as_path()] {
+        if !d.join(STATE).is_file() {
+            continue;
+        }
+        match restore_one(d, model, opt, device) {
+            Ok(state) => {
+                if let Some(why) = failure {
+                    say(format!(
+                        "the newest checkpoint {} is damaged ({why}); resuming from the previous one",
+                        dir.display()
+                    ));
+                }
+                return Ok(Some(state));
+            }
+            Err(e) => failure = Some(e.to_string()),
+        }
+    }
+    if let Some(why) = failure {
+        say(format!(
+            "the checkpoints in {} are damaged ({why}); starting over",
+            dir.display()
+        ));
+    }
+    Ok(None)
 }

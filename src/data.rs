@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
+use crate::smiles_stream::{Columns, SmilesRow, SmilesStream};
 use crate::tokenizer::SmilesTokenizer;
 
 /// One usable row of a table.
@@ -87,93 +88,67 @@ pub fn delimiter_for(path: &Path) -> u8 {
     }
 }
 
-fn find_col(headers: &csv::StringRecord, wanted: &str) -> Option<usize> {
-    headers.iter().position(|h| h.trim() == wanted).or_else(|| {
-        headers
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case(wanted))
-    })
-}
-
-/// Reads a table of SMILES and, when `labelled`, numeric labels. Every SMILES is tokenized;
-/// a bad row is an error naming file:line unless `opts.skip_bad_rows`.
+/// Reads a table of SMILES and, when `labelled`, numeric labels. Every SMILES is checked and
+/// tokenized; a bad row (including a row with more fields than the header) is an error
+/// naming file:line unless `opts.skip_bad_rows`, when it is counted in
+/// [`Dataset::skipped`] (one entry per line a broken row spans).
 pub fn read_table(
     path: &Path,
     tokenizer: &SmilesTokenizer,
     opts: &TableOptions,
     labelled: bool,
 ) -> Result<Dataset> {
-    let bad_file = |reason: String| Error::BadFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let reader = open_maybe_gz(path)?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(delimiter_for(path))
-        .flexible(true)
-        .has_headers(true)
-        .from_reader(reader);
-    let headers = rdr
-        .headers()
-        .map_err(|e| bad_file(format!("cannot read the header: {e}")))?
-        .clone();
-    let smiles_idx = match &opts.smiles_col {
-        Some(c) => find_col(&headers, c)
-            .ok_or_else(|| bad_file(format!("no column {c:?} (columns: {})", join(&headers))))?,
-        None => headers
-            .iter()
-            .position(|h| h.to_lowercase().contains("smiles"))
-            .ok_or_else(|| {
-                bad_file(format!(
-                    "no SMILES column; name it with --smiles-col (columns: {})",
-                    join(&headers)
-                ))
-            })?,
-    };
-    let label_idx = if labelled {
-        Some(match &opts.label_col {
-            Some(c) => find_col(&headers, c).ok_or_else(|| {
-                bad_file(format!("no column {c:?} (columns: {})", join(&headers)))
-            })?,
-            None => LABEL_NAMES
-                .iter()
-                .find_map(|n| find_col(&headers, n))
-                .ok_or_else(|| {
-                    bad_file(format!(
-                        "no label column; name it with --label-col (columns: {})",
-                        join(&headers)
-                    ))
-                })?,
-        })
-    } else {
-        None
-    };
+    let stream = SmilesStream::open_columns(
+        path,
+        Columns {
+            smiles: opts.smiles_col.as_deref(),
+            label: opts.label_col.as_deref(),
+            labels: labelled,
+            default_labels: &LABEL_NAMES,
+        },
+    )?;
+    collect(stream, tokenizer, opts)
+}
+
+/// Reads and tokenizes every row of `stream` into a [`Dataset`].
+fn collect(
+    stream: SmilesStream,
+    tokenizer: &SmilesTokenizer,
+    opts: &TableOptions,
+) -> Result<Dataset> {
+    let path = stream.path().to_path_buf();
+    let (smiles_col, label_col) = stream.headers();
     let mut records = Vec::new();
     let mut skipped = Vec::new();
-    for (i, row) in rdr.records().enumerate() {
-        let line = i + 2;
-        let parsed = row
-            .map_err(|e| e.to_string())
-            .and_then(|row| parse_row(&row, smiles_idx, label_idx, tokenizer, line));
-        match parsed {
+    for row in stream {
+        let row = row?;
+        match parse_row(&row, tokenizer) {
             Ok(Some(rec)) => records.push(rec),
             Ok(None) => {}
-            Err(reason) if opts.skip_bad_rows => skipped.push(SkippedRow { line, reason }),
+            Err(reason) if opts.skip_bad_rows => {
+                skipped.extend((row.line..row.line + row.lines).map(|line| SkippedRow {
+                    line,
+                    reason: reason.clone(),
+                }))
+            }
             Err(reason) => {
                 return Err(Error::BadRow {
-                    path: path.to_path_buf(),
-                    line,
+                    path,
+                    line: row.line,
                     reason,
                 })
             }
         }
     }
     if records.is_empty() {
-        return Err(bad_file("no usable rows".into()));
+        return Err(Error::BadFile {
+            path,
+            reason: "no usable rows".into(),
+        });
     }
     if !skipped.is_empty() {
         tracing::warn!(
-            "{}: skipped {} bad rows (first: line {}: {})",
+            "{}: skipped {} lines of bad rows (first: line {}: {})",
             path.display(),
             skipped.len(),
             skipped[0].line,
@@ -181,35 +156,26 @@ pub fn read_table(
         );
     }
     Ok(Dataset {
-        path: path.to_path_buf(),
-        smiles_col: headers[smiles_idx].to_string(),
-        label_col: label_idx.map(|i| headers[i].to_string()),
+        path,
+        smiles_col,
+        label_col,
         records,
         skipped,
     })
 }
 
-fn join(h: &csv::StringRecord) -> String {
-    h.iter().collect::<Vec<_>>().join(", ")
-}
-
 fn parse_row(
-    row: &csv::StringRecord,
-    smiles_idx: usize,
-    label_idx: Option<usize>,
+    row: &SmilesRow,
     tokenizer: &SmilesTokenizer,
-    line: usize,
 ) -> std::result::Result<Option<Record>, String> {
-    if row.iter().all(|f| f.trim().is_empty()) {
-        return Ok(None);
+    if let Some(p) = &row.problem {
+        return Err(p.clone());
     }
-    let smiles = row.get(smiles_idx).unwrap_or("").trim().to_string();
-    if smiles.is_empty() {
+    if row.smiles.is_empty() {
         return Err("empty SMILES".into());
     }
-    let label = match label_idx {
-        Some(i) => {
-            let raw = row.get(i).unwrap_or("").trim();
+    let label = match &row.label {
+        Some(raw) => {
             let v: f64 = raw
                 .parse()
                 .map_err(|_| format!("label {raw:?} is not a number"))?;
@@ -220,11 +186,11 @@ fn parse_row(
         }
         None => None,
     };
-    let ids = tokenizer.encode(&smiles).map_err(|e| e.to_string())?;
+    let ids = tokenizer.encode(&row.smiles).map_err(|e| e.to_string())?;
     Ok(Some(Record {
-        smiles,
+        smiles: row.smiles.clone(),
         label,
-        line,
+        line: row.line,
         ids,
     }))
 }
@@ -236,52 +202,7 @@ pub fn read_smiles(
     tokenizer: &SmilesTokenizer,
     opts: &TableOptions,
 ) -> Result<Dataset> {
-    let name = path.to_string_lossy().to_lowercase();
-    let name = name.strip_suffix(".gz").unwrap_or(&name);
-    if !(name.ends_with(".smi") || name.ends_with(".txt")) {
-        return read_table(path, tokenizer, opts, false);
-    }
-    let reader = open_maybe_gz(path)?;
-    let mut records = Vec::new();
-    let mut skipped = Vec::new();
-    for (i, l) in reader.lines().enumerate() {
-        let l = l.map_err(|e| Error::io(path, e))?;
-        let Some(smiles) = l.split_whitespace().next() else {
-            continue;
-        };
-        match tokenizer.encode(smiles) {
-            Ok(ids) => records.push(Record {
-                smiles: smiles.into(),
-                label: None,
-                line: i + 1,
-                ids,
-            }),
-            Err(e) if opts.skip_bad_rows => skipped.push(SkippedRow {
-                line: i + 1,
-                reason: e.to_string(),
-            }),
-            Err(e) => {
-                return Err(Error::BadRow {
-                    path: path.into(),
-                    line: i + 1,
-                    reason: e.to_string(),
-                })
-            }
-        }
-    }
-    if records.is_empty() {
-        return Err(Error::BadFile {
-            path: path.into(),
-            reason: "no SMILES".into(),
-        });
-    }
-    Ok(Dataset {
-        path: path.into(),
-        smiles_col: "smiles".into(),
-        label_col: None,
-        records,
-        skipped,
-    })
+    read_table(path, tokenizer, opts, false)
 }
 
 impl Dataset {

@@ -43,6 +43,7 @@ pub mod progress;
 pub mod rng;
 #[cfg(feature = "train")]
 pub mod selection;
+pub mod smiles;
 pub mod smiles_stream;
 #[cfg(all(feature = "train", feature = "export", feature = "infer"))]
 pub mod study;

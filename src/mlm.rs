@@ -8,7 +8,6 @@
 //! continues with the very batch the interrupted one would have taken next.
 
 use std::collections::HashSet;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -193,71 +192,27 @@ fn fnv(s: &str) -> u64 {
     h
 }
 
-/// Streams the SMILES of a corpus file: (1-based line, SMILES).
-struct SmilesStream {
-    reader: Box<dyn BufRead>,
-    col: Option<usize>,
-    delim: u8,
-    line: usize,
-    buf: String,
-}
+/// Streams the SMILES of a corpus file: (1-based line, SMILES), through the one reader of
+/// molecule files. Rows without a SMILES are left out; a row the reader cannot use comes back
+/// with an empty SMILES, which fails to encode and is counted as skipped.
+struct SmilesStream(crate::smiles_stream::SmilesStream);
 
 impl SmilesStream {
     fn open(path: &Path, table: &TableOptions) -> Result<Self> {
-        let mut reader = data::open_maybe_gz(path)?;
-        let name = path.to_string_lossy().to_lowercase();
-        let name = name.strip_suffix(".gz").unwrap_or(&name).to_string();
-        let delim = data::delimiter_for(path);
-        let mut line = 0;
-        let col = if name.ends_with(".smi") || name.ends_with(".txt") {
-            None
-        } else {
-            let mut header = String::new();
-            reader
-                .read_line(&mut header)
-                .map_err(|e| Error::io(path, e))?;
-            line = 1;
-            let headers: Vec<&str> = header.trim_end().split(delim as char).collect();
-            let idx = match &table.smiles_col {
-                Some(c) => headers.iter().position(|h| h == c),
-                None => headers
-                    .iter()
-                    .position(|h| h.to_lowercase().contains("smiles")),
-            };
-            Some(idx.ok_or_else(|| Error::BadFile {
-                path: path.into(),
-                reason: format!(
-                    "no SMILES column (columns: {}); name it with --smiles-col",
-                    headers.join(", ")
-                ),
-            })?)
-        };
-        Ok(SmilesStream {
-            reader,
-            col,
-            delim,
-            line,
-            buf: String::new(),
-        })
+        crate::smiles_stream::SmilesStream::open(path, table.smiles_col.as_deref()).map(Self)
     }
 
-    fn next_smiles(&mut self) -> Option<std::io::Result<(usize, String)>> {
+    fn next_smiles(&mut self) -> Option<Result<(usize, String)>> {
         loop {
-            self.buf.clear();
-            match self.reader.read_line(&mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
+            let row = match self.0.next()? {
+                Ok(row) => row,
                 Err(e) => return Some(Err(e)),
-            }
-            self.line += 1;
-            let l = self.buf.trim_end();
-            let field = match self.col {
-                None => l.split_whitespace().next(),
-                // Corpus tables have plain fields; quoted SMILES are not expected.
-                Some(c) => l.split(self.delim as char).nth(c).map(str::trim),
             };
-            if let Some(s) = field.filter(|s| !s.is_empty()) {
-                return Some(Ok((self.line, s.to_string())));
+            if row.problem.is_some() {
+                return Some(Ok((row.line, String::new())));
+            }
+            if !row.smiles.is_empty() {
+                return Some(Ok((row.line, row.smiles)));
             }
         }
     }
@@ -268,7 +223,7 @@ fn count_entries(path: &Path, table: &TableOptions) -> Result<u64> {
     let mut s = SmilesStream::open(path, table)?;
     let mut n = 0;
     while let Some(item) = s.next_smiles() {
-        item.map_err(|e| Error::io(path, e))?;
+        item?;
         n += 1;
     }
     Ok(n)
@@ -302,7 +257,7 @@ impl Corpus<'_> {
         let mut s = SmilesStream::open(&self.path, &self.table)?;
         let mut scan = CorpusScan::default();
         while let Some(item) = s.next_smiles() {
-            let (_, smi) = item.map_err(|e| Error::io(&self.path, e))?;
+            let (_, smi) = item?;
             if self.exclude.contains(&smi) {
                 scan.excluded += 1;
                 continue;
@@ -357,7 +312,7 @@ impl ChunkIter<'_> {
             let Some(item) = self.stream.next_smiles() else {
                 break;
             };
-            let (_, smi) = item.map_err(|e| Error::io(&c.path, e))?;
+            let (_, smi) = item?;
             if c.exclude.contains(&smi) || c.is_valid(&smi) {
                 continue;
             }
@@ -546,7 +501,7 @@ pub fn mlm(
             format!("{} is not in (0, 1)", cfg.mask_prob),
         ));
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    fsutil::claim_dir(out, "run.json", "out")?;
     let run_path = out.join("run.json");
     if run_path.is_file() {
         let previous: MlmRun = fsutil::read_json(&run_path)?;
@@ -661,7 +616,11 @@ pub fn mlm(
         history: vec![],
         window: (0.0, 0, 0),
     };
-    if let Some(saved) = crate::checkpoint::restore(&ckpt, &model, &mut opt, device)? {
+    let mut say = |text: String| {
+        monitor.event(&Event::Message { text });
+    };
+    let restored = crate::checkpoint::restore(&ckpt, &model, &mut opt, device, &mut say)?;
+    if let Some(saved) = restored {
         st = saved;
         monitor.event(&Event::Message {
             text: format!(
@@ -792,7 +751,7 @@ pub fn mlm(
     };
     plot_curves(&out.join(files::CURVES_PNG), &report.history)?;
     fsutil::write_json(&out.join(files::METRICS), &report)?;
-    let _ = std::fs::remove_dir_all(&ckpt);
+    crate::checkpoint::remove(&ckpt);
     Ok(report)
 }
 

@@ -142,6 +142,15 @@ impl SmilesTokenizer {
             }
         }
         let vocab_size = inner.get_vocab_size(true);
+        if let Some((t, id)) = inner
+            .get_vocab(true)
+            .into_iter()
+            .find(|&(_, id)| id as usize >= vocab_size)
+        {
+            return Err(Error::Tokenizer(format!(
+                "token {t:?} has id {id}, outside the {vocab_size} ids of the vocabulary"
+            )));
+        }
         let mut hasher = Sha256::new();
         for id in 0..vocab_size as u32 {
             let t = inner.id_to_token(id).unwrap_or_default();
@@ -234,8 +243,14 @@ impl SmilesTokenizer {
     }
 
     /// Encodes one SMILES as `<bos>` + token ids + `<eos>` (no padding).
+    /// The SMILES must be valid OpenSMILES ([`crate::smiles::check`]): an invalid one is an
+    /// [`Error::InvalidSmiles`] naming the position, never a sequence of tokens.
     pub fn encode(&self, smiles: &str) -> Result<Vec<u32>> {
         let pieces = self.split(smiles)?;
+        crate::smiles::check(smiles).map_err(|e| Error::InvalidSmiles {
+            smiles: smiles.to_string(),
+            reason: e.to_string(),
+        })?;
         let enc = self.inner.encode_fast(smiles, true).map_err(tok_err)?;
         let ids = enc.get_ids().to_vec();
         if ids.len() != pieces.len() + 2 {
@@ -327,6 +342,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("[Xe+9]"));
+    }
+
+    /// The property the `tokenizer` fuzz target checks, on random strings here: no panic,
+    /// and whatever encodes is a valid SMILES framed by `<bos>` … `<eos>`.
+    #[test]
+    fn random_strings_encode_only_when_valid() {
+        let t = SmilesTokenizer::molformer();
+        let mut rng = crate::rng::SplitMix64::new(5);
+        let alphabet: Vec<char> = "CcNnOo()[]=#1234%@+-H./\\ClBr é\0".chars().collect();
+        let mut encoded = 0;
+        for _ in 0..5000 {
+            let len = 1 + rng.below(12) as usize;
+            let s: String = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .collect();
+            if let Ok(ids) = t.encode(&s) {
+                encoded += 1;
+                assert!(crate::smiles::check(&s).is_ok(), "{s:?}");
+                assert_eq!((ids[0], *ids.last().unwrap()), (BOS_ID, EOS_ID));
+            }
+        }
+        assert!(encoded > 0);
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Reduction, Tensor};
 
-use crate::augment::MolGraph;
 use crate::data::{self, Dataset, Split, TableOptions};
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -21,6 +20,7 @@ use crate::peft::{self, ParameterCounts, PeftConfig};
 use crate::predict;
 use crate::progress::{Event, Monitor};
 use crate::rng::SplitMix64;
+use crate::smiles::Molecule;
 use crate::tokenizer::{pad_batch, SmilesTokenizer};
 use crate::trainlog::{EvalRecord, LogRecord, StepRecord, TrainLog};
 
@@ -541,6 +541,57 @@ pub fn finished_record(run: &FinetuneRun, out: &Path) -> Result<Option<FinetuneR
     fsutil::finished_record(run, out, files::RUN, files::METRICS)
 }
 
+/// The test rows of the run in `run_dir` within `data`, after checking that `data` is the
+/// table the run was trained on: the SMILES at the split's test rows must be those the run
+/// recorded in its test predictions (or, for a run without them, the row count must fit).
+/// Scoring another table's rows would give numbers about unrelated molecules.
+pub fn test_rows_of(run_dir: &Path, data: &Dataset) -> Result<Vec<usize>> {
+    let split: Split = fsutil::read_json(&run_dir.join(files::SPLIT))?;
+    let differs = |reason: String| Error::BadFile {
+        path: data.path.clone(),
+        reason: format!(
+            "{reason}: it is not the table the run in {} was trained on",
+            run_dir.display()
+        ),
+    };
+    if let Some(&bad) = split.test.iter().find(|&&r| r >= data.records.len()) {
+        return Err(differs(format!("the split's row {bad} does not exist")));
+    }
+    let recorded = run_dir.join(files::TEST_PREDICTIONS);
+    if recorded.is_file() {
+        let mut rdr = csv::Reader::from_path(&recorded).map_err(|e| Error::BadFile {
+            path: recorded.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut n = 0;
+        for (row, rec) in split.test.iter().zip(rdr.records()) {
+            let rec = rec.map_err(|e| Error::BadFile {
+                path: recorded.clone(),
+                reason: e.to_string(),
+            })?;
+            let theirs = rec.get(1).unwrap_or("");
+            let ours = &data.records[*row];
+            if ours.smiles != theirs {
+                return Err(differs(format!(
+                    "line {} holds {:?} where the run's test molecule was {theirs:?}",
+                    ours.line, ours.smiles
+                )));
+            }
+            n += 1;
+        }
+        if n != split.test.len() {
+            return Err(Error::BadFile {
+                path: recorded,
+                reason: format!(
+                    "{n} rows where the split has {} test rows",
+                    split.test.len()
+                ),
+            });
+        }
+    }
+    Ok(split.test)
+}
+
 /// The model folder of the finished run in `run_dir`. When its weights were not kept (a study
 /// carried to another machine keeps only its runs' records), the run recorded in its
 /// `run.json` is trained again into `run_dir/retrained` first; the flag says so. Retraining
@@ -611,7 +662,7 @@ pub fn finetune(
     if let Some(p) = &cfg.peft {
         p.validate()?;
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    fsutil::claim_dir(out, files::RUN, "out")?;
     let run_path = out.join(files::RUN);
     if run_path.is_file() {
         let previous: FinetuneRun = fsutil::read_json(&run_path)?;
@@ -747,7 +798,11 @@ pub fn finetune(
         history: vec![],
         seconds_before: 0.0,
     };
-    if let Some(saved) = crate::checkpoint::restore(&ckpt_dir, &model, &mut opt, device)? {
+    let mut say = |text: String| {
+        monitor.event(&Event::Message { text });
+    };
+    let restored = crate::checkpoint::restore(&ckpt_dir, &model, &mut opt, device, &mut say)?;
+    if let Some(saved) = restored {
         state = saved;
         resumed_seconds = state.seconds_before;
         monitor.event(&Event::Message {
@@ -757,11 +812,11 @@ pub fn finetune(
     let mut log = TrainLog::open(&out.join(files::LOG), state.epochs_done)?;
 
     // Training molecules the augmenter can rewrite (parsed once).
-    let graphs: Vec<Option<MolGraph>> = if cfg.augment > 0.0 {
-        let g: Vec<Option<MolGraph>> = split
+    let graphs: Vec<Option<Molecule>> = if cfg.augment > 0.0 {
+        let g: Vec<Option<Molecule>> = split
             .train
             .iter()
-            .map(|&r| MolGraph::parse(&data.records[r].smiles))
+            .map(|&r| crate::augment::rewritable(&data.records[r].smiles))
             .collect();
         let kept = g.iter().filter(|g| g.is_none()).count();
         monitor.event(&Event::Message {
@@ -1004,7 +1059,7 @@ pub fn finetune(
     )?;
     plot_history(&out.join(files::LOSS_PNG), &report.history)?;
     fsutil::write_json(&out.join(files::METRICS), &report)?;
-    let _ = std::fs::remove_dir_all(&ckpt_dir);
+    crate::checkpoint::remove(&ckpt_dir);
     Ok(report)
 }
 
@@ -1015,7 +1070,7 @@ pub fn finetune(
 fn augmented_ids(
     data: &Dataset,
     train: &[usize],
-    graphs: &[Option<MolGraph>],
+    graphs: &[Option<Molecule>],
     cfg: &FinetuneConfig,
     epoch: usize,
     tokenizer: &SmilesTokenizer,
@@ -1030,8 +1085,12 @@ fn augmented_ids(
         if rng.next_f64() >= cfg.augment {
             continue;
         }
-        // A variant with a token outside the vocabulary keeps the SMILES as given.
-        if let Ok(v) = tokenizer.encode(&graph.random_smiles(&mut rng)) {
+        // A variant the writer declines, or with a token outside the vocabulary, keeps the
+        // SMILES as given.
+        let Some(variant) = graph.random_smiles(&mut rng) else {
+            continue;
+        };
+        if let Ok(v) = tokenizer.encode(&variant) {
             if !v.contains(&tokenizer.unk_id()) {
                 ids[row] = v;
             }

@@ -2,7 +2,7 @@
 //! per line): train loss, gradient norm, learning rate and steps/s of every optimisation
 //! step; eval loss, runtime and steps/s of every evaluation — what the study logged to W&B.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -116,19 +116,30 @@ impl TrainLog {
 
 /// Reads every record of a `log.jsonl`; a bad line is an error naming file:line.
 pub fn read_log(path: &Path) -> Result<Vec<LogRecord>> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| Error::io(path, e))?;
+    for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let r = serde_json::from_str(&line).map_err(|e| Error::BadRow {
-            path: path.to_path_buf(),
-            line: i + 1,
-            reason: e.to_string(),
-        })?;
-        out.push(r);
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            // The last line of a job killed while writing it: dropped (its epoch is redone).
+            Err(e) if i + 1 == lines.len() => tracing::warn!(
+                "{}:{}: dropped a torn last line ({e})",
+                path.display(),
+                i + 1
+            ),
+            Err(e) => {
+                return Err(Error::BadRow {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    reason: e.to_string(),
+                })
+            }
+        }
     }
     Ok(out)
 }
@@ -171,6 +182,13 @@ mod tests {
             read_log(&p).unwrap(),
             vec![step(1, 1), step(1, 2), step(2, 3)]
         );
+        // A torn last line (a job killed while writing it) is dropped, not fatal.
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        text.push_str(r#"{"kind":"step","epo"#);
+        std::fs::write(&p, text).unwrap();
+        assert_eq!(read_log(&p).unwrap().len(), 3);
+        assert!(TrainLog::open(&p, 1).is_ok());
+        assert_eq!(read_log(&p).unwrap().len(), 2);
         assert!(TrainLog::open(&p, 0).is_ok());
         assert!(read_log(&p).unwrap().is_empty());
     }

@@ -71,6 +71,27 @@ fn finetune_evaluate_predict_embed() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(m["n"], 10);
+    // Another table with the run: refused, not scored on unrelated rows.
+    let other = dir.path().join("other.csv");
+    let text = std::fs::read_to_string(&data).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[1..].reverse();
+    std::fs::write(&other, lines.join("\n") + "\n").unwrap();
+    let o = lipo()
+        .args(["evaluate", "--label-col", "logD", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&other)
+        .arg("--run")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("other.csv") && e.contains("not the table"),
+        "{e}"
+    );
 
     let input = dir.path().join("in.csv");
     std::fs::write(&input, "smiles\nCCO\nnot_a_smiles\nc1ccccc1Cl\n").unwrap();
@@ -294,4 +315,240 @@ fn enumerate_writes_random_smiles_of_the_same_molecules() {
     // The ring with stereo marks on its closure is repeated as given.
     assert!(rows[8..].iter().all(|r| r[3] == "C/1=C/CCCCC1"));
     assert!(rows[..4].iter().any(|r| r[3] != r[1]));
+}
+
+/// A random tiny regression model saved as a model folder in `dir`.
+fn tiny_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let m = dir.join("m");
+    lipo::model::Model::new(
+        lipo::model::Config::tiny(),
+        lipo::model::ModelParts {
+            lm_head: false,
+            num_labels: Some(1),
+        },
+        lipo::model::ModelMeta::default(),
+        lipo::tokenizer::SmilesTokenizer::molformer(),
+        tch::Device::Cpu,
+        0,
+    )
+    .unwrap()
+    .save(&m)
+    .unwrap();
+    m
+}
+
+fn stderr_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn outputs_never_destroy_inputs_or_files_lipo_did_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("big.csv");
+    write_table(&data);
+    let before = std::fs::read(&data).unwrap();
+    let model = tiny_model(d);
+
+    // predict --out onto its own input: refused, the input untouched.
+    let o = lipo()
+        .args(["predict", "--model"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&data)
+        .arg("--out")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr_of(&o).contains("--out"), "{}", stderr_of(&o));
+    assert_eq!(std::fs::read(&data).unwrap(), before);
+
+    // export beside an unrelated best.old/, twice, then into a bundle with a file of ours.
+    std::fs::create_dir_all(d.join("best.old")).unwrap();
+    std::fs::write(d.join("best.old/keep"), "mine").unwrap();
+    let export = |out: &std::path::Path| {
+        lipo()
+            .args(["export", "--model"])
+            .arg(&model)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let bundle = d.join("best.lipo");
+    for _ in 0..2 {
+        let o = export(&bundle);
+        assert!(o.status.success(), "{}", stderr_of(&o));
+    }
+    assert!(d.join("best.old/keep").is_file());
+    std::fs::write(bundle.join("notes.txt"), "mine").unwrap();
+    let o = export(&bundle);
+    assert!(
+        !o.status.success() && stderr_of(&o).contains("notes.txt"),
+        "{}",
+        stderr_of(&o)
+    );
+    assert!(bundle.join("notes.txt").is_file() && bundle.join("model.onnx").is_file());
+    let o = export(&bundle.join("model.onnx"));
+    assert!(!o.status.success());
+    assert!(bundle.join("model.onnx").is_file());
+
+    // finetune into a folder lipo did not make: refused, its files kept.
+    let theirs = d.join("theirs");
+    std::fs::create_dir_all(theirs.join("model")).unwrap();
+    std::fs::write(theirs.join("model/weights.bin"), "mine").unwrap();
+    let o = lipo()
+        .args([
+            "finetune",
+            "--arch",
+            "tiny",
+            "--epochs",
+            "1",
+            "--label-col",
+            "logD",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&theirs)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr_of(&o).contains("not made by lipo"),
+        "{}",
+        stderr_of(&o)
+    );
+    assert!(theirs.join("model/weights.bin").is_file());
+    assert!(!theirs.join("run.json").exists());
+
+    // --threads 0: a clear error, no panic.
+    let o = Command::new(env!("CARGO_BIN_EXE_lipo"))
+        .args(["--threads", "0", "predict", "--input", "-", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr_of(&o);
+    assert!(e.contains("--threads") && !e.contains("panicked"), "{e}");
+}
+
+#[test]
+fn invalid_smiles_get_an_error_never_a_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let bundle = dir.path().join("m.lipo");
+    let o = lipo()
+        .args(["export", "--model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    let bad = [
+        "C)C(", "CC(C", "((((", "1", "c1ccccc", "C1CC", "[Xx]", "C==C", "CC(=O", "N#", "=C", "C.",
+    ];
+    let input = dir.path().join("bad.smi");
+    std::fs::write(&input, format!("CCO\n{}\n", bad.join("\n"))).unwrap();
+    for m in [&model, &bundle] {
+        let o = lipo()
+            .args(["predict", "--model"])
+            .arg(m)
+            .arg("--input")
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr_of(&o));
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let mut rdr = csv::Reader::from_reader(text.as_bytes());
+        let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 1 + bad.len(), "{text}");
+        assert!(!rows[0][2].is_empty() && rows[0][3].is_empty(), "{text}");
+        for (r, s) in rows[1..].iter().zip(bad) {
+            assert_eq!(&r[1], s);
+            assert!(r[2].is_empty(), "{s} got a number: {text}");
+            assert!(r[3].contains("position"), "{s}: {}", &r[3]);
+        }
+    }
+}
+
+#[test]
+fn a_table_with_extra_fields_is_an_error_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("comma.csv");
+    std::fs::write(&data, "smiles,exp\nCCO,1.5\nCCN,3,54\nCCC,2\n").unwrap();
+    let o = lipo()
+        .args(["finetune", "--arch", "tiny", "--epochs", "1", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr_of(&o);
+    assert!(e.contains("comma.csv:3") && e.contains("3 fields"), "{e}");
+}
+
+/// The numbers of a finished run that do not depend on timing.
+fn outcome(run: &std::path::Path) -> (serde_json::Value, String) {
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    for k in ["train_mols_per_s", "wall_seconds", "memory"] {
+        m.as_object_mut().unwrap().remove(k);
+    }
+    for e in m["history"].as_array_mut().unwrap() {
+        e.as_object_mut().unwrap().remove("train_seconds");
+    }
+    let preds = std::fs::read_to_string(run.join("test_predictions.csv")).unwrap();
+    (m, preds)
+}
+
+#[test]
+fn kill_nine_at_ten_moments_then_resume_gives_the_uninterrupted_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.csv");
+    write_table(&data);
+    let finetune = |out: &std::path::Path| {
+        let mut c = lipo();
+        c.args([
+            "finetune",
+            "--arch",
+            "tiny",
+            "--epochs",
+            "4",
+            "--label-col",
+            "logD",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        c
+    };
+    let reference = dir.path().join("reference");
+    let t0 = std::time::Instant::now();
+    assert!(finetune(&reference).status().unwrap().success());
+    let full = t0.elapsed();
+
+    let run = dir.path().join("killed");
+    let mut rng = lipo::rng::SplitMix64::new(7);
+    for _ in 0..10 {
+        let mut child = finetune(&run).spawn().unwrap();
+        // Each call reloads libtorch and resumes, so the moments spread over the whole run.
+        let at = full.mul_f64(0.6 * rng.next_f64());
+        std::thread::sleep(at);
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    let o = finetune(&run)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert_eq!(outcome(&run), outcome(&reference));
+    assert!(!run.join("checkpoint").exists() && !run.join("checkpoint-previous").exists());
 }

@@ -333,6 +333,52 @@ fn null_pointers_bad_strings_and_bad_files_are_errors_not_crashes() {
         assert!(last_error().contains("not_a_smiles"), "{}", last_error());
         assert_eq!(lipo_predict(model, cco.as_ptr(), &mut v), LipoStatus::Ok);
         assert_eq!(last_error(), "");
+        // Strings of SMILES characters that are not SMILES get no number.
+        for s in ["C)C(", "c1ccccc", "C==C", "CC(=O", "[Xx]", "C."] {
+            let c = cstring(s);
+            assert_eq!(
+                lipo_predict(model, c.as_ptr(), &mut v),
+                LipoStatus::InvalidSmiles
+            );
+            assert!(v.is_nan());
+            assert!(last_error().contains("position"), "{s}: {}", last_error());
+        }
+        // Any integer has a status name.
+        for k in [-1, 100_000] {
+            let name = CStr::from_ptr(lipo_status_name(k)).to_str().unwrap();
+            assert_eq!(name, "unknown status");
+        }
+        // A bundle whose metadata asks for 10^9 random SMILES per molecule is refused when
+        // opened, before anything is allocated for them.
+        let crafted = f.dir.path().join("tta.lipo");
+        std::fs::create_dir_all(&crafted).unwrap();
+        std::fs::copy(
+            f.bundle.join("tokenizer.json"),
+            crafted.join("tokenizer.json"),
+        )
+        .unwrap();
+        let mut proto = <onnx_protobuf::ModelProto as protobuf::Message>::parse_from_bytes(
+            &std::fs::read(f.bundle.join("model.onnx")).unwrap(),
+        )
+        .unwrap();
+        proto.metadata_props.retain(|p| p.key != "tta");
+        let mut tta = onnx_protobuf::StringStringEntryProto::new();
+        tta.key = "tta".into();
+        tta.value = "1000000000".into();
+        proto.metadata_props.push(tta);
+        std::fs::write(
+            crafted.join("model.onnx"),
+            protobuf::Message::write_to_bytes(&proto).unwrap(),
+        )
+        .unwrap();
+        let mut m = std::ptr::null_mut();
+        let p = cstring(crafted.to_str().unwrap());
+        assert_eq!(lipo_model_open(p.as_ptr(), &mut m), LipoStatus::Model);
+        assert!(
+            m.is_null() && last_error().contains("tta"),
+            "{}",
+            last_error()
+        );
 
         let mut m = std::ptr::null_mut();
         let missing = cstring("/nonexistent/model.lipo");
@@ -445,6 +491,29 @@ fn cpp_example_builds_from_an_installed_prefix_with_pkg_config() {
             .arg(&exe),
     );
     check_predicts_and_names_bad_smiles(&exe, f);
+    // A SMILES with a NUL byte is refused by the wrapper, not cut short to "CCO".
+    let mut child = Command::new(&exe)
+        .arg(&f.bundle)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .env_remove("LD_LIBRARY_PATH")
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"CCO\0junk\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{err}");
+    assert!(
+        err.contains("invalid SMILES") && err.contains("NUL"),
+        "{err}"
+    );
     // The same examples through the CMake package, where CMake is installed.
     if Command::new("cmake").arg("--version").output().is_ok() {
         let build = f.dir.path().join("cmake-build");

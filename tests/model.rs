@@ -563,3 +563,141 @@ fn cancel_in_epoch_two() -> impl FnMut(&lipo::progress::Event) -> bool {
         !(epochs_seen >= 1 && matches!(e, lipo::progress::Event::Step { .. }))
     }
 }
+
+#[test]
+fn crafted_model_folders_are_errors_naming_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    tiny_model(
+        ModelParts {
+            lm_head: false,
+            num_labels: Some(1),
+        },
+        0,
+    )
+    .save(&good)
+    .unwrap();
+    let copy = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for e in std::fs::read_dir(&good).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), d.join(e.file_name())).unwrap();
+        }
+        d
+    };
+    let edit_json = |path: &std::path::Path, key: &str, value: serde_json::Value| {
+        let mut j: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        j[key] = value;
+        std::fs::write(path, serde_json::to_vec(&j).unwrap()).unwrap();
+    };
+    let load_err = |d: &std::path::Path| Model::load(d, Device::Cpu).unwrap_err().to_string();
+    for (key, value) in [
+        ("pad_token_id", serde_json::json!(99999)),
+        ("hidden_size", serde_json::json!(1u64 << 40)),
+        ("num_random_features", serde_json::json!(10_000_000)),
+    ] {
+        let d = copy(key);
+        edit_json(&d.join("config.json"), key, value);
+        let e = load_err(&d);
+        assert!(e.contains("config.json") && e.contains(key), "{e}");
+    }
+    let d = copy("tta");
+    edit_json(
+        &d.join("lipo.json"),
+        "tta",
+        serde_json::json!(1_000_000_000u64),
+    );
+    let e = load_err(&d);
+    assert!(e.contains("lipo.json") && e.contains("tta"), "{e}");
+    // A head weight that is a scalar, or has no outputs.
+    for (name, t) in [
+        ("scalar", Tensor::from(1.0f32)),
+        ("empty", Tensor::zeros([0, 32], (Kind::Float, Device::Cpu))),
+    ] {
+        let d = copy(name);
+        let w = d.join("model.safetensors");
+        let mut tensors = Tensor::read_safetensors(&w).unwrap();
+        for (n, v) in tensors.iter_mut() {
+            if n == "classifier.out_proj.weight" {
+                *v = t.shallow_clone();
+            }
+        }
+        Tensor::write_safetensors(&tensors, &w).unwrap();
+        let e = load_err(&d);
+        assert!(e.contains("classifier.out_proj.weight"), "{e}");
+    }
+    // Token ids outside the embedding table.
+    let d = copy("vocab");
+    edit_json(&d.join("config.json"), "vocab_size", serde_json::json!(100));
+    let e = load_err(&d);
+    assert!(
+        e.contains("tokenizer.json") && e.contains("vocab_size"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_and_a_torn_log_line_resume_from_the_previous_one() {
+    let _guard = lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 40);
+    let run = tiny_toy_run(
+        data,
+        FinetuneConfig {
+            epochs: 3,
+            batch_size: 8,
+            lr: 1e-3,
+            ..FinetuneConfig::default()
+        },
+    );
+    let out = dir.path().join("run");
+    // Cancel at the first step of epoch 3: epochs 1 and 2 are checkpointed.
+    let mut epochs = 0;
+    let mut cancel = |e: &lipo::progress::Event| {
+        if let lipo::progress::Event::Epoch { .. } = e {
+            epochs += 1;
+        }
+        !(epochs >= 2 && matches!(e, lipo::progress::Event::Step { .. }))
+    };
+    assert!(train::finetune(&run, Device::Cpu, &out, &mut cancel).is_err());
+    assert!(out.join("checkpoint-previous/state.json").is_file());
+    // Truncate the newest checkpoint's weights, and tear the log's last line.
+    let w = out.join("checkpoint/model/model.safetensors");
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    let log = out.join("log.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str(r#"{"kind":"step","ep"#);
+    std::fs::write(&log, text).unwrap();
+    let mut said = Vec::new();
+    let mut listen = |e: &lipo::progress::Event| {
+        if let lipo::progress::Event::Message { text } = e {
+            said.push(text.clone());
+        }
+        true
+    };
+    let r = train::finetune(&run, Device::Cpu, &out, &mut listen).unwrap();
+    assert!(
+        said.iter()
+            .any(|m| m.contains("damaged") && m.contains("previous")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|m| m.contains("resuming after epoch 1")),
+        "{said:?}"
+    );
+    let straight = train::finetune(
+        &run,
+        Device::Cpu,
+        &dir.path().join("straight"),
+        &mut lipo::progress::Silent,
+    )
+    .unwrap();
+    assert_eq!(straight.test, r.test);
+    assert_eq!(straight.best_epoch, r.best_epoch);
+    assert!(!out.join("checkpoint").exists() && !out.join("checkpoint-previous").exists());
+}

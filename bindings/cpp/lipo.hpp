@@ -42,6 +42,15 @@ inline void check(LipoStatus status) {
     if (status != LIPO_STATUS_OK) throw Error(status, lipo_last_error());
 }
 
+/// `s` as a C string; a string with a NUL byte would be cut short there, so it is refused.
+inline const char *c_str(const std::string &s, const char *what, LipoStatus status) {
+    const auto nul = s.find('\0');
+    if (nul != std::string::npos)
+        throw Error(status, std::string(what) + " contains a NUL byte at position " +
+                                std::to_string(nul + 1));
+    return s.c_str();
+}
+
 struct StringDeleter {
     void operator()(char *s) const noexcept { lipo_string_free(s); }
 };
@@ -67,16 +76,20 @@ public:
     /// Opens the bundle at `path`; `options_json` as for lipo_model_open_with (empty: defaults).
     explicit Model(const std::string &path, const std::string &options_json = "") {
         LipoModel *raw = nullptr;
-        detail::check(lipo_model_open_with(path.c_str(),
-                                           options_json.empty() ? nullptr : options_json.c_str(),
-                                           &raw));
+        detail::check(lipo_model_open_with(
+            detail::c_str(path, "path", LIPO_STATUS_INVALID_ARGUMENT),
+            options_json.empty()
+                ? nullptr
+                : detail::c_str(options_json, "options_json", LIPO_STATUS_INVALID_ARGUMENT),
+            &raw));
         handle_.reset(raw);
     }
 
     /// Prediction for one SMILES (label units, or probability for classifiers).
     double predict(const std::string &smiles) const {
         double value = 0.0;
-        detail::check(lipo_predict(handle_.get(), smiles.c_str(), &value));
+        detail::check(lipo_predict(
+            handle_.get(), detail::c_str(smiles, "SMILES", LIPO_STATUS_INVALID_SMILES), &value));
         return value;
     }
 
@@ -84,7 +97,9 @@ public:
     std::vector<Prediction> predict_batch(const std::vector<std::string> &smiles) const {
         std::vector<const char *> ptrs;
         ptrs.reserve(smiles.size());
-        for (const auto &s : smiles) ptrs.push_back(s.c_str());
+        // A SMILES with a NUL byte is passed as "" (an invalid SMILES), never cut short.
+        for (const auto &s : smiles)
+            ptrs.push_back(s.find('\0') == std::string::npos ? s.c_str() : "");
         std::vector<double> values(smiles.size());
         std::vector<LipoStatus> statuses(smiles.size());
         detail::check(lipo_predict_batch(handle_.get(), ptrs.data(), ptrs.size(), values.data(),
@@ -130,8 +145,10 @@ inline int progress_trampoline(const char *event_json, void *user_data) {
 inline std::string train(const std::string &job_json, ProgressFn progress = nullptr) {
     char *raw = nullptr;
     LipoStatus status = progress
-        ? lipo_train(job_json.c_str(), detail::progress_trampoline, &progress, &raw)
-        : lipo_train(job_json.c_str(), nullptr, nullptr, &raw);
+        ? lipo_train(detail::c_str(job_json, "job", LIPO_STATUS_INVALID_ARGUMENT),
+                     detail::progress_trampoline, &progress, &raw)
+        : lipo_train(detail::c_str(job_json, "job", LIPO_STATUS_INVALID_ARGUMENT), nullptr,
+                     nullptr, &raw);
     detail::OwnedString owned(raw);
     detail::check(status);
     return owned ? std::string(owned.get()) : std::string();
@@ -139,7 +156,8 @@ inline std::string train(const std::string &job_json, ProgressFn progress = null
 
 /// Exports a trained model folder as an ONNX bundle.
 inline void export_model(const std::string &model_dir, const std::string &out_path) {
-    detail::check(lipo_export(model_dir.c_str(), out_path.c_str()));
+    detail::check(lipo_export(detail::c_str(model_dir, "model_dir", LIPO_STATUS_INVALID_ARGUMENT),
+                              detail::c_str(out_path, "out_path", LIPO_STATUS_INVALID_ARGUMENT)));
 }
 
 }  // namespace lipo

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use lipo::augment::MolGraph;
 use lipo::data::{self, TableOptions};
 use lipo::rng::SplitMix64;
 use lipo::tokenizer::SmilesTokenizer;
@@ -37,29 +36,25 @@ pub fn enumerate(a: EnumerateArgs) -> Result<()> {
         ..TableOptions::default()
     };
     let table = data::read_table(&a.data, &SmilesTokenizer::molformer(), &opts, false)?;
-    let sink: Box<dyn std::io::Write> = if a.out.as_os_str() == "-" {
-        Box::new(std::io::stdout().lock())
-    } else {
-        let f = std::fs::File::create(&a.out)
-            .with_context(|| format!("cannot create {}", a.out.display()))?;
-        Box::new(std::io::BufWriter::new(f))
-    };
-    let mut w = csv::Writer::from_writer(sink);
+    let out = super::output::Output::open(Some(&a.out), &[&a.data], "--out")?;
+    let mut w = csv::Writer::from_writer(out.writer());
     w.write_record(["line", "smiles", "variant", "random_smiles"])?;
     let mut rng = SplitMix64::derive(a.seed, "enumerate");
     let mut declined = 0;
     for r in &table.records {
-        let graph = MolGraph::parse(&r.smiles);
+        let graph = lipo::augment::rewritable(&r.smiles);
         declined += usize::from(graph.is_none());
         for k in 0..a.copies {
-            let s = match &graph {
-                Some(g) => g.random_smiles(&mut rng),
-                None => r.smiles.clone(),
-            };
+            let s = graph
+                .as_ref()
+                .and_then(|g| g.random_smiles(&mut rng))
+                .unwrap_or_else(|| r.smiles.clone());
             w.write_record([&r.line.to_string(), &r.smiles, &k.to_string(), &s])?;
         }
     }
     w.flush()?;
+    drop(w);
+    out.finish()?;
     eprintln!(
         "{} molecules, {} random SMILES each; {declined} kept as given (the writer does not rewrite them)",
         table.records.len(),

@@ -222,7 +222,7 @@ pub fn run(
     out: &Path,
     jobs: usize,
     settings: &ChildSettings,
-    monitor: &mut crate::CliMonitor,
+    monitor: &mut super::monitor::CliMonitor,
 ) -> Result<Vec<(String, f64)>> {
     study::prepare(cfg, out)?;
     let plan = plan(cfg);

@@ -165,7 +165,7 @@ pub fn study(a: StudyArgs, threads: i32) -> Result<()> {
         cfg.seeds.len(),
         if cfg.quick { ", --quick" } else { "" }
     );
-    let mut monitor = crate::CliMonitor::new();
+    let mut monitor = super::monitor::CliMonitor::new();
     let mut prior_seconds = Vec::new();
     let mut env_threads = threads.to_string();
     if a.jobs > 1 {

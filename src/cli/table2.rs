@@ -105,7 +105,7 @@ impl CompareInfluenceArgs {
 pub fn compare_influence(a: CompareInfluenceArgs) -> Result<()> {
     let cfg = a.resolve()?;
     let device = lipo::device::parse(&a.device)?;
-    let mut monitor = crate::CliMonitor::new();
+    let mut monitor = super::monitor::CliMonitor::new();
     let summary = a.summary_dir.clone().unwrap_or_else(|| a.out.clone());
     let r = table2::table2_in(&cfg, device, &a.out, &summary, &mut monitor)?;
     drop(monitor);

@@ -121,7 +121,7 @@ pub fn export(
     out: &Path,
     quantize: Quantize,
 ) -> Result<ExportSummary> {
-    if out.exists() && !bundle::is_bundle(out) {
+    if out.exists() && !(out.is_dir() && bundle::is_bundle(out)) {
         return Err(Error::param(
             "--out",
             format!(

@@ -21,7 +21,7 @@ pub use model::*;
 pub use train::*;
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::Error;
@@ -165,21 +165,24 @@ pub extern "C" fn lipo_last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
-/// A short English name of a status, e.g. "invalid SMILES". Static: do not free it.
+/// A short English name of a status, e.g. "invalid SMILES"; "unknown status" for an integer
+/// that is not a status. It takes a plain integer, so any value a host passes is defined.
+/// Static: do not free it.
 #[no_mangle]
-pub extern "C" fn lipo_status_name(status: LipoStatus) -> *const c_char {
+pub extern "C" fn lipo_status_name(status: c_int) -> *const c_char {
     let s: &'static str = match status {
-        LipoStatus::Ok => "ok\0",
-        LipoStatus::InvalidArgument => "invalid argument\0",
-        LipoStatus::InvalidSmiles => "invalid SMILES\0",
-        LipoStatus::Data => "unusable data\0",
-        LipoStatus::Io => "I/O error\0",
-        LipoStatus::Model => "unusable model\0",
-        LipoStatus::Runtime => "runtime error\0",
-        LipoStatus::Training => "training failed\0",
-        LipoStatus::Cancelled => "cancelled\0",
-        LipoStatus::Unsupported => "not supported by this build\0",
-        LipoStatus::Internal => "internal error\0",
+        0 => "ok\0",
+        1 => "invalid argument\0",
+        2 => "invalid SMILES\0",
+        3 => "unusable data\0",
+        4 => "I/O error\0",
+        5 => "unusable model\0",
+        6 => "runtime error\0",
+        7 => "training failed\0",
+        8 => "cancelled\0",
+        9 => "not supported by this build\0",
+        10 => "internal error\0",
+        _ => "unknown status\0",
     };
     s.as_ptr().cast()
 }
@@ -226,6 +229,20 @@ mod tests {
         let bad = [0xffu8, 0xfe, 0];
         let e = unsafe { str_arg(bad.as_ptr().cast(), "smiles") }.unwrap_err();
         assert!(e.to_string().contains("UTF-8"));
+    }
+
+    #[test]
+    fn any_integer_has_a_status_name() {
+        let name = |k: c_int| {
+            unsafe { CStr::from_ptr(lipo_status_name(k)) }
+                .to_str()
+                .unwrap()
+        };
+        assert_eq!(name(LipoStatus::InvalidSmiles as c_int), "invalid SMILES");
+        assert_eq!(name(LipoStatus::Internal as c_int), "internal error");
+        for k in [-1, 11, 100_000, c_int::MIN, c_int::MAX] {
+            assert_eq!(name(k), "unknown status");
+        }
     }
 
     #[test]

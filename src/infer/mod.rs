@@ -140,13 +140,38 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
         t if t.is_empty() => None,
         t => Some(num(keys::THRESHOLD, t)?),
     };
+    let tta = match get(keys::TTA) {
+        t if t.is_empty() => 0,
+        t => {
+            let v = num(keys::TTA, t)?;
+            if !(0.0..=crate::model::MAX_TTA as f64).contains(&v) || v.fract() != 0.0 {
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "metadata {:?} = {v} is not a whole number from 0 to {}",
+                        keys::TTA,
+                        crate::model::MAX_TTA
+                    ),
+                ));
+            }
+            v as usize
+        }
+    };
+    let label_sd = num(keys::LABEL_SD, need(keys::LABEL_SD)?)?;
+    let label_mean = num(keys::LABEL_MEAN, need(keys::LABEL_MEAN)?)?;
+    if !(label_mean.is_finite() && label_sd.is_finite() && label_sd > 0.0) {
+        return Err(Error::model(
+            path,
+            format!("metadata label_mean = {label_mean}, label_sd = {label_sd} are not usable"),
+        ));
+    }
     Ok(BundleInfo {
         lipo_version: get(keys::LIPO_VERSION),
         vocab_hash: need(keys::VOCAB_HASH)?,
         task,
         label_name: Some(get(keys::LABEL_NAME)).filter(|s| !s.is_empty()),
-        label_mean: num(keys::LABEL_MEAN, need(keys::LABEL_MEAN)?)?,
-        label_sd: num(keys::LABEL_SD, need(keys::LABEL_SD)?)?,
+        label_mean,
+        label_sd,
         threshold,
         max_length: num(keys::MAX_LENGTH, get(keys::MAX_LENGTH))
             .map(|v| v as usize)
@@ -154,10 +179,7 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
         quantization: Some(get(keys::QUANTIZATION))
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "none".into()),
-        tta: match get(keys::TTA) {
-            t if t.is_empty() => 0,
-            t => num(keys::TTA, t)? as usize,
-        },
+        tta,
     })
 }
 

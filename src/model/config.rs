@@ -174,6 +174,51 @@ impl Config {
                     .into(),
             );
         }
+        for (name, value, max) in [
+            ("vocab_size", self.vocab_size, 1 << 20),
+            ("hidden_size", self.hidden_size, 8192),
+            ("num_hidden_layers", self.num_hidden_layers, 128),
+            ("num_attention_heads", self.num_attention_heads, 256),
+            ("intermediate_size", self.intermediate_size, 65536),
+            ("num_random_features", self.num_random_features, 4096),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                1 << 16,
+            ),
+            ("num_labels", self.num_labels.unwrap_or(1), 1024),
+        ] {
+            if value > max {
+                return bad(name, format!("{value} is above the limit of {max}"));
+            }
+        }
+        if self.pad_token_id >= self.vocab_size {
+            return bad(
+                "pad_token_id",
+                format!(
+                    "{} is outside the vocabulary of {}",
+                    self.pad_token_id, self.vocab_size
+                ),
+            );
+        }
+        for (name, value) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            ("embedding_dropout_prob", self.embedding_dropout_prob),
+            ("classifier_dropout_prob", self.classifier_dropout()),
+        ] {
+            if !(0.0..1.0).contains(&value) {
+                return bad(name, format!("{value} is not a probability below 1"));
+            }
+        }
+        for (name, value) in [
+            ("layer_norm_eps", self.layer_norm_eps),
+            ("linear_attention_eps", self.linear_attention_eps),
+            ("initializer_range", self.initializer_range),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return bad(name, format!("{value} is not a non-negative number"));
+            }
+        }
         if self.hidden_act != "gelu" {
             return bad(
                 "hidden_act",
@@ -196,7 +241,12 @@ impl Config {
             path: path.into(),
             source: e,
         })?;
-        c.validate()?;
+        c.validate().map_err(|e| match e {
+            Error::InvalidParameter { name, reason } => {
+                Error::model(path, format!("{name}: {reason}"))
+            }
+            e => e,
+        })?;
         Ok(c)
     }
 

@@ -42,6 +42,35 @@ pub struct ModelMeta {
     pub tta: usize,
 }
 
+/// The most random SMILES a model may average per molecule ([`ModelMeta::tta`]); a larger
+/// value in a model folder or bundle is refused before anything is allocated.
+pub const MAX_TTA: usize = 64;
+
+impl ModelMeta {
+    /// Checks every number against its bounds; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tta > MAX_TTA {
+            return Err(format!(
+                "tta = {} is above the limit of {MAX_TTA}",
+                self.tta
+            ));
+        }
+        if !self.label_mean.is_finite() {
+            return Err(format!("label_mean = {} is not finite", self.label_mean));
+        }
+        if !(self.label_sd.is_finite() && self.label_sd > 0.0) {
+            return Err(format!(
+                "label_sd = {} is not a positive number",
+                self.label_sd
+            ));
+        }
+        if self.threshold.is_some_and(|t| !t.is_finite()) {
+            return Err("threshold is not finite".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for ModelMeta {
     fn default() -> Self {
         ModelMeta {

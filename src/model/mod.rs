@@ -15,7 +15,7 @@ pub mod molformer;
 mod store;
 
 pub use config::Config;
-pub use meta::{ModelMeta, Task};
+pub use meta::{ModelMeta, Task, MAX_TTA};
 #[cfg(feature = "train")]
 pub use store::{Model, ModelParts};
 
@@ -78,9 +78,22 @@ pub fn read_folder(
     } else {
         crate::tokenizer::SmilesTokenizer::molformer()
     };
+    if tokenizer.vocab_size() > config.vocab_size {
+        return Err(crate::Error::model(
+            &tok_path,
+            format!(
+                "the tokenizer has {} tokens but config.json's vocab_size is {}: ids would fall outside the embedding table",
+                tokenizer.vocab_size(),
+                config.vocab_size
+            ),
+        ));
+    }
     let meta_path = dir.join(files::META);
     let meta = if meta_path.is_file() {
-        Some(crate::fsutil::read_json(&meta_path)?)
+        let meta: ModelMeta = crate::fsutil::read_json(&meta_path)?;
+        meta.validate()
+            .map_err(|reason| crate::Error::model(&meta_path, reason))?;
+        Some(meta)
     } else {
         None
     };

@@ -148,9 +148,20 @@ impl Model {
         let tensors = read_weights(&weights_path)?;
         let file_parts = ModelParts {
             lm_head: tensors.keys().any(|k| k.starts_with("lm_head.")),
-            num_labels: tensors
-                .get("classifier.out_proj.weight")
-                .map(|t| t.size()[0] as usize),
+            num_labels: match tensors.get("classifier.out_proj.weight") {
+                None => None,
+                Some(t) => match t.size().as_slice() {
+                    &[n, _] if (1..=1024).contains(&n) => Some(n as usize),
+                    shape => {
+                        return Err(Error::model(
+                            &weights_path,
+                            format!(
+                                "classifier.out_proj.weight has shape {shape:?}; a head needs [1..=1024, hidden]"
+                            ),
+                        ))
+                    }
+                },
+            },
         };
         let mut meta: ModelMeta = if let Some(m) = file_meta {
             m

@@ -117,6 +117,12 @@ pub fn save_adapter(model: &Model, dir: &Path, base: Option<&Path>) -> Result<()
 /// the fingerprint the adapter was trained on.
 pub fn load_adapter(dir: &Path, base: Option<&Path>, device: Device) -> Result<Model> {
     let info: AdapterInfo = crate::fsutil::read_json(&dir.join(files::INFO))?;
+    info.meta
+        .validate()
+        .map_err(|reason| Error::model(dir.join(files::INFO), reason))?;
+    info.peft
+        .validate()
+        .map_err(|e| Error::model(dir.join(files::INFO), e.to_string()))?;
     let base: PathBuf = match (base, &info.base) {
         (Some(b), _) => b.to_path_buf(),
         (None, Some(b)) => b.clone(),
@@ -172,7 +178,7 @@ pub fn load_adapter(dir: &Path, base: Option<&Path>, device: Device) -> Result<M
                 "was trained on another base model than {} (fingerprint {} vs {})",
                 base.display(),
                 &found[..12],
-                &info.base_fingerprint[..12.min(info.base_fingerprint.len())]
+                info.base_fingerprint.chars().take(12).collect::<String>()
             ),
         ));
     }

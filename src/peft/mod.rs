@@ -164,8 +164,11 @@ impl PeftConfig {
         match self {
             PeftConfig::BitFit => Ok(()),
             PeftConfig::Lora(l) => {
-                if l.r == 0 {
-                    return Err(Error::param("--lora-r", "must be at least 1"));
+                if l.r == 0 || l.r > 4096 {
+                    return Err(Error::param(
+                        "lora r",
+                        format!("{} is not a rank from 1 to 4096", l.r),
+                    ));
                 }
                 if !(l.alpha.is_finite() && l.alpha > 0.0) {
                     return Err(Error::param(

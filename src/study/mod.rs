@@ -557,7 +557,7 @@ pub fn prepare(cfg: &StudyConfig, out: &Path) -> Result<()> {
             "no config.json: the study starts from a pre-trained model folder (--init)",
         ));
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    fsutil::claim_dir(out, files::CONFIG, "out")?;
     let cfg_path = out.join(files::CONFIG);
     if cfg_path.is_file() {
         let old: StudyConfig = fsutil::read_json(&cfg_path)?;

@@ -130,6 +130,15 @@ def _take_string(ptr):
         _library().lipo_string_free(ptr.value)
 
 
+def _c_string(s, what, status=1):
+    """`s` (str, bytes or a path) as bytes for C; one with a NUL byte would be cut short
+    there, so it is refused with LipoError(status)."""
+    b = s.encode("utf-8") if isinstance(s, str) else bytes(s)
+    if b"\0" in b:
+        raise LipoError(status, f"{what} {s!r} contains a NUL byte at position {b.index(0) + 1}")
+    return b
+
+
 def version():
     """lipo's version string."""
     return _library().lipo_version().decode()
@@ -142,7 +151,9 @@ class Model:
         lib = _library()
         options = json.dumps({"threads": threads, "sessions": sessions, "batch_size": batch_size})
         handle = ctypes.c_void_p()
-        _check(lib.lipo_model_open_with(os.fsencode(path), options.encode(), ctypes.byref(handle)))
+        _check(
+            lib.lipo_model_open_with(_c_string(os.fsencode(path), "path"), options.encode(), ctypes.byref(handle))
+        )
         self._handle = handle
 
     def close(self):
@@ -174,7 +185,9 @@ class Model:
     def predict(self, smiles):
         """The prediction for one SMILES; raises LipoError naming a bad SMILES."""
         value = ctypes.c_double()
-        _check(_library().lipo_predict(self._live(), smiles.encode("utf-8"), ctypes.byref(value)))
+        _check(
+            _library().lipo_predict(self._live(), _c_string(smiles, "SMILES", 2), ctypes.byref(value))
+        )
         return value.value
 
     def predict_batch(self, smiles, errors="raise"):
@@ -183,7 +196,9 @@ class Model:
         if errors not in ("raise", "none", "nan"):
             raise ValueError(f"errors={errors!r} is not 'raise', 'none' or 'nan'")
         n = len(smiles)
-        arr = (ctypes.c_char_p * n)(*[s.encode("utf-8") for s in smiles])
+        # A SMILES with a NUL byte is passed as "" (an invalid SMILES), never cut short.
+        nul = {i: f"SMILES {s!r} contains a NUL byte" for i, s in enumerate(smiles) if "\0" in s}
+        arr = (ctypes.c_char_p * n)(*[b"" if i in nul else s.encode("utf-8") for i, s in enumerate(smiles)])
         values = (ctypes.c_double * n)()
         statuses = (ctypes.c_int * n)()
         lib = _library()
@@ -194,7 +209,7 @@ class Model:
             if statuses[i] == 0:
                 out.append(values[i])
             elif errors == "raise":
-                raise LipoError(statuses[i], message)
+                raise LipoError(statuses[i], nul.get(i, message))
             else:
                 out.append(None if errors == "none" else math.nan)
         return out
@@ -218,7 +233,7 @@ def train(job, progress=None):
 
     callback = _CALLBACK(on_event)
     out = ctypes.c_void_p()
-    status = _library().lipo_train(text.encode("utf-8"), callback, None, ctypes.byref(out))
+    status = _library().lipo_train(_c_string(text, "job"), callback, None, ctypes.byref(out))
     report = _take_string(out)
     if raised:
         raise raised[0]
@@ -228,4 +243,8 @@ def train(job, progress=None):
 
 def export(model_dir, out_path):
     """Exports a trained model folder as an ONNX bundle folder."""
-    _check(_library().lipo_export(os.fsencode(model_dir), os.fsencode(out_path)))
+    _check(
+        _library().lipo_export(
+            _c_string(os.fsencode(model_dir), "model_dir"), _c_string(os.fsencode(out_path), "out_path")
+        )
+    )

@@ -51,6 +51,17 @@ class PredictTest(unittest.TestCase):
         with self.assertRaises(lipo.LipoError):
             self.model.predict_batch(smiles)
 
+    def test_nul_bytes_are_refused_not_cut(self):
+        with self.assertRaises(lipo.LipoError) as cm:
+            self.model.predict("CCO\0junk")
+        self.assertEqual(cm.exception.status_name, "invalid SMILES")
+        self.assertIn("NUL", str(cm.exception))
+        got = self.model.predict_batch(["CCO\0junk", "CCO"], errors="none")
+        self.assertIsNone(got[0])
+        self.assertIsNotNone(got[1])
+        with self.assertRaises(lipo.LipoError):
+            lipo.Model(BUNDLE + "\0x")
+
     def test_closed_model_and_missing_bundle_raise(self):
         self.model.close()
         with self.assertRaises(lipo.LipoError):

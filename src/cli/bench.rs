@@ -1,0 +1,63 @@
+//! `lipo bench`: molecules/s of ONNX Runtime vs tch eager on the same model.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Model folder (exported to a temporary bundle for ONNX Runtime).
+    #[arg(long)]
+    model: PathBuf,
+    /// SMILES table, e.g. lipophilicity.csv (default: $LIPO_DATA_DIR/lipophilicity.csv).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,32,256")]
+    batch_sizes: Vec<usize>,
+    /// Use only the first N molecules.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Results as JSON.
+    #[arg(long, default_value = "bench.json")]
+    out: PathBuf,
+    #[arg(long)]
+    smiles_col: Option<String>,
+    /// Also time an int8 export (`lipo export --quantize int8`) and report its error.
+    #[arg(long)]
+    int8: bool,
+    /// ONNX Runtime intra-op threads (default: --threads).
+    #[arg(long)]
+    ort_threads: Option<usize>,
+    /// Timed passes per engine and batch size (engines take turns on slices of 256 molecules);
+    /// the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+}
+
+pub(crate) fn bench(a: BenchArgs, threads: i32) -> Result<()> {
+    let data = match a.data {
+        Some(d) => d,
+        None => std::env::var_os("LIPO_DATA_DIR")
+            .map(|d| PathBuf::from(d).join("lipophilicity.csv"))
+            .context("give --data or set LIPO_DATA_DIR")?,
+    };
+    let cfg = lipo::bench::BenchConfig {
+        model: a.model,
+        data,
+        smiles_col: a.smiles_col,
+        batch_sizes: a.batch_sizes,
+        limit: a.limit,
+        threads: threads.max(1) as usize,
+        int8: a.int8,
+        ort_threads: a.ort_threads,
+        repeats: a.repeats,
+    };
+    let tmp = tempfile::tempdir().context("creating a temporary folder")?;
+    let report = lipo::bench::run(&cfg, tmp.path())?;
+    print!("{}", lipo::bench::table(&report));
+    lipo::fsutil::write_json(&a.out, &report)?;
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
+}

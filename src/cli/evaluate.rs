@@ -1,0 +1,44 @@
+//! `lipo evaluate`: metrics of a trained model on a labelled table.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use lipo::data;
+use lipo::model::Model;
+use lipo::train;
+
+use super::table_args::TableArgs;
+
+#[derive(Args)]
+pub(crate) struct EvaluateArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    data: PathBuf,
+    /// Evaluate only the test rows of this fine-tuning run folder (its split.json).
+    #[arg(long)]
+    run: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[command(flatten)]
+    table: TableArgs,
+}
+
+pub(crate) fn evaluate(a: EvaluateArgs) -> Result<()> {
+    let device = lipo::device::parse(&a.device)?;
+    let model = Model::load(&a.model, device)?;
+    let data = data::read_table(&a.data, &model.tokenizer, &a.table.options(), true)?;
+    let rows: Vec<usize> = match &a.run {
+        Some(run) => train::test_rows_of(run, &data)?,
+        None => (0..data.records.len()).collect(),
+    };
+    if model.meta.task == lipo::model::Task::Classification {
+        let (m, _) = train::evaluate_classification(&model, &data, &rows, 64)?;
+        println!("{}", serde_json::to_string_pretty(&m)?);
+        return Ok(());
+    }
+    let (m, _) = train::evaluate(&model, &data, &rows, 64)?;
+    println!("{}", serde_json::to_string_pretty(&m)?);
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! `lipo finetune`: fine-tune a regression head and the encoder on a labelled table.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use lipo::data::TableOptions;
+use lipo::model::Config;
+use lipo::train::{self, FinetuneConfig, FinetuneRun, InitFrom};
+
+use super::monitor::CliMonitor;
+use super::table_args::TableArgs;
+
+#[derive(Args)]
+pub(crate) struct FinetuneArgs {
+    /// Labelled CSV/TSV (optionally .gz).
+    #[arg(long, required_unless_present = "config")]
+    data: Option<PathBuf>,
+    /// Run folder: model/, metrics.json, loss.png, run.json, split.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Start from this model folder (lipo's or Hugging Face's config.json + model.safetensors).
+    #[arg(long, conflicts_with = "arch")]
+    init: Option<PathBuf>,
+    /// Start from random weights of this size: tiny, small or xl.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Re-run the run described by this run.json (other flags are ignored).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Extra labelled table (e.g. selected external molecules) whose rows join training only;
+    /// validation and test stay this seed's split of --data, and extra rows that duplicate a
+    /// validation or test molecule are dropped (counted in extra.json).
+    #[arg(long)]
+    extra: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Epochs (default 20, or the --peft method's preset).
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Learning rate (default 1e-4, or the --peft method's preset).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Stop after this many epochs without a better validation loss.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Learning-rate schedule over the steps of --epochs: constant, linear (down to 0) or
+    /// cosine.
+    #[arg(long, default_value = "constant", value_parser = parse_schedule)]
+    lr_schedule: lipo::train::LrSchedule,
+    /// Draw fresh random attention features at every training step (the reference MoLFormer
+    /// code's behaviour; a regulariser). Evaluation uses the stored features either way.
+    #[arg(long)]
+    redraw_features: bool,
+    /// SMILES augmentation: this share (0–1) of the training molecules is written as a fresh
+    /// random SMILES of the same molecule at each epoch; validation and test are not.
+    #[arg(long, default_value_t = 0.0)]
+    augment: f64,
+    /// Test-time augmentation: validation and test predictions average the SMILES as given
+    /// and this many random SMILES of the same molecule; the model keeps the setting.
+    #[arg(long, default_value_t = 0)]
+    tta: usize,
+    /// L2 weight decay added to the gradients (Adam's, not AdamW's).
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[command(flatten)]
+    table: TableArgs,
+    #[command(flatten)]
+    peft: super::peft::PeftArgs,
+}
+
+fn parse_schedule(s: &str) -> std::result::Result<lipo::train::LrSchedule, String> {
+    lipo::train::LrSchedule::parse(s)
+        .ok_or_else(|| format!("{s:?} is not constant, linear or cosine"))
+}
+
+pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
+    let run = match &a.config {
+        Some(p) => lipo::fsutil::read_json::<FinetuneRun>(p)?,
+        None => FinetuneRun {
+            data: a.data.clone().expect("clap requires --data"),
+            extra: a.extra.clone().map(|path| train::ExtraTable {
+                path,
+                table: TableOptions::default(),
+            }),
+            table: a.table.options(),
+            init: match (&a.init, &a.arch) {
+                (Some(dir), _) => InitFrom::Model(dir.clone()),
+                (None, Some(arch)) => InitFrom::Random(Box::new(Config::preset(arch)?)),
+                (None, None) => match lipo::model::default_model_dir() {
+                    Some(dir) => InitFrom::Model(dir),
+                    None => {
+                        eprintln!("note: no bundled pre-trained model found; starting from random weights");
+                        InitFrom::Random(Box::new(Config::small()))
+                    }
+                },
+            },
+            train: a.peft.resolve(
+                FinetuneConfig {
+                    batch_size: a.batch_size,
+                    patience: a.patience,
+                    seed: a.seed,
+                    schedule: a.lr_schedule,
+                    redraw_features: a.redraw_features,
+                    augment: a.augment,
+                    tta: a.tta,
+                    weight_decay: a.weight_decay,
+                    ..FinetuneConfig::default()
+                },
+                a.epochs,
+                a.lr,
+            )?,
+        },
+    };
+    let device = lipo::device::parse(&a.device)?;
+    eprintln!(
+        "fine-tuning on {} from {}",
+        lipo::device::describe(device),
+        describe_init(&run.init)
+    );
+    let mut monitor = CliMonitor::new();
+    let r = train::finetune(&run, device, &a.out, &mut monitor)?;
+    drop(monitor);
+    println!(
+        "best epoch {} of {} (validation RMSE {:.4})",
+        r.best_epoch,
+        r.history.len(),
+        r.valid.rmse
+    );
+    println!(
+        "test ({} molecules): MSE {:.4}  MAE {:.4}  RMSE {:.4}  R2 {:.4}  Pearson {:.4}",
+        r.test.n, r.test.mse, r.test.mae, r.test.rmse, r.test.r2, r.test.pearson
+    );
+    println!(
+        "mean predictor on test: RMSE {:.4}",
+        r.test_mean_predictor.rmse
+    );
+    super::peft::print_report_extras(&r);
+    if let Some(x) = &r.extra {
+        println!(
+            "extra training rows: {} of {} from {} ({} dropped as duplicates of validation/test molecules)",
+            x.used,
+            x.rows,
+            x.path.display(),
+            x.dropped.len()
+        );
+    }
+    println!(
+        "throughput {:.1} molecules/s training on {}; wall {:.0} s; {} parameters",
+        r.train_mols_per_s, r.device, r.wall_seconds, r.parameters
+    );
+    println!("model: {}", a.out.join(train::files::MODEL).display());
+    Ok(())
+}
+
+pub(crate) fn describe_init(init: &InitFrom) -> String {
+    match init {
+        InitFrom::Random(c) => format!(
+            "random init ({} layers x {})",
+            c.num_hidden_layers, c.hidden_size
+        ),
+        InitFrom::Model(p) => p.display().to_string(),
+    }
+}
