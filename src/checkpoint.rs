@@ -67,7 +67,7 @@ fn restore_one<S: DeserializeOwned>(
             }
         }
     });
-    opt.load_state(&moments);
+    opt.load_state(&moments)?;
     Ok(state)
 }
 

@@ -164,20 +164,39 @@ impl Adam {
     }
 
     /// Restores [`Adam::state`]; moments of tensors absent from `state` stay zero.
-    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) {
-        tch::no_grad(|| {
-            for (i, (n, _)) in self.params.iter().enumerate() {
-                if let (Some(m), Some(v)) =
-                    (state.get(&format!("m.{n}")), state.get(&format!("v.{n}")))
-                {
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> crate::Result<()> {
+        let wrong = |name: &str, t: &Tensor, want: &Tensor| {
+            crate::Error::Training(format!(
+                "optimizer state {name} has shape {:?} where the parameter has {:?}",
+                t.size(),
+                want.size()
+            ))
+        };
+        for (i, (n, _)) in self.params.iter().enumerate() {
+            if let (Some(m), Some(v)) = (state.get(&format!("m.{n}")), state.get(&format!("v.{n}")))
+            {
+                for (name, t) in [("m", m), ("v", v)] {
+                    if t.size() != self.m[i].size() {
+                        return Err(wrong(&format!("{name}.{n}"), t, &self.m[i]));
+                    }
+                }
+                tch::no_grad(|| {
                     self.m[i].copy_(m);
                     self.v[i].copy_(v);
-                }
+                });
             }
-        });
-        if let Some(s) = state.get("steps") {
-            self.steps = s.int64_value(&[0]);
         }
+        if let Some(s) = state.get("steps") {
+            if s.numel() != 1 {
+                return Err(crate::Error::Training(format!(
+                    "optimizer state steps has shape {:?}",
+                    s.size()
+                )));
+            }
+            let at: &[i64] = if s.dim() == 0 { &[] } else { &[0] };
+            self.steps = s.f_int64_value(at)?;
+        }
+        Ok(())
     }
 }
 
