@@ -141,8 +141,11 @@ impl SmilesStream {
                 names: ("smiles".into(), None),
             });
         }
+        // Records end at '\n' only (a '\r' before it is trimmed with the field), so a row's
+        // line number, which counts '\n', is never shared by two rows.
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter_for(path))
+            .terminator(csv::Terminator::Any(b'\n'))
             .flexible(true)
             .has_headers(false)
             .from_reader(open_maybe_gz(path)?);
@@ -426,6 +429,13 @@ mod tests {
         assert_eq!(r[0].smiles, "CCO");
         assert!(r[1].problem.as_deref().unwrap().contains("0xff"));
         assert_eq!((r[2].line, r[2].smiles.as_str()), (3, "CCN"));
+        // CRLF ends a row; a lone CR does not start another row on the same line.
+        std::fs::write(&csv, "smiles,exp\r\nCCO,1\r\nC\rC,2\nCCN,3\n").unwrap();
+        let r = rows(&csv, cols);
+        let lines: Vec<usize> = r.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 3, 4], "{r:?}");
+        assert_eq!((r[0].smiles.as_str(), r[0].label.as_deref()), ("CCO", Some("1")));
+        assert_eq!(r[2].smiles, "CCN");
     }
 
     /// The property the `table` fuzz target checks, on a few thousand random files here:
