@@ -175,11 +175,42 @@ impl SmilesTokenizer {
     }
 
     /// Loads a `tokenizer.json` written by [`SmilesTokenizer::save`] (or any word-level
-    /// tokenizer with the same special tokens).
+    /// tokenizer with the same special tokens). Only the vocabulary is read from the file
+    /// (`model.vocab`, ids 0..n without gaps); the pipeline around it is lipo's own, so a
+    /// crafted file cannot reach the `tokenizers` crate's deserialisers (which panic on some
+    /// malformed input).
     pub fn load(path: &Path) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
-        Self::wrap(inner)
+        let bad = |reason: String| Error::model(path, reason);
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let model = &json["model"];
+        if model["type"] != "WordLevel" {
+            return Err(bad(format!(
+                "model.type is {}; lipo reads word-level tokenizers",
+                model["type"]
+            )));
+        }
+        let vocab = model["vocab"]
+            .as_object()
+            .ok_or_else(|| bad("model.vocab is not a map of tokens to ids".into()))?;
+        let n = vocab.len();
+        let mut tokens: Vec<Option<&str>> = vec![None; n];
+        for (token, id) in vocab {
+            let slot = id
+                .as_u64()
+                .and_then(|i| tokens.get_mut(i as usize))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "token {token:?} has id {id}, outside the {n} ids of the vocabulary"
+                    ))
+                })?;
+            if slot.replace(token.as_str()).is_some() {
+                return Err(bad(format!("id {id} is given to two tokens")));
+            }
+        }
+        let tokens: Vec<&str> = tokens.into_iter().flatten().collect();
+        Self::from_vocab(&tokens).map_err(|e| bad(e.to_string()))
     }
 
     /// Writes the standard `tokenizer.json`.
@@ -364,6 +395,27 @@ mod tests {
             }
         }
         assert!(encoded > 0);
+    }
+
+    #[test]
+    fn load_reads_only_the_vocabulary_and_checks_its_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tokenizer.json");
+        SmilesTokenizer::molformer().save(&p).unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        // A malformed decoder (the `tokenizers` crate panics on it) is never looked at.
+        json["decoder"] = serde_json::json!({"type": 5});
+        std::fs::write(&p, json.to_string()).unwrap();
+        let t = SmilesTokenizer::load(&p).unwrap();
+        assert_eq!(t.vocab_hash(), SmilesTokenizer::molformer().vocab_hash());
+        json["model"]["vocab"]["C"] = serde_json::json!(99_999);
+        std::fs::write(&p, json.to_string()).unwrap();
+        let e = SmilesTokenizer::load(&p).unwrap_err().to_string();
+        assert!(e.contains("tokenizer.json") && e.contains("99999"), "{e}");
+        json["model"]["type"] = serde_json::json!("BPE");
+        std::fs::write(&p, json.to_string()).unwrap();
+        assert!(SmilesTokenizer::load(&p).is_err());
     }
 
     #[test]
