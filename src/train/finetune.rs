@@ -1,0 +1,228 @@
+//! [`finetune`]: a run as a sequence of named steps — check the settings, claim (or reuse) the
+//! run folder, load the inputs, build the model and optimiser (restored from a checkpoint when
+//! an earlier call was interrupted), train epoch by epoch, then test and report.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::model::{Model, ModelMeta, ModelParts};
+use crate::optim::{Adam, AdamConfig};
+use crate::peft::{self, ParameterCounts};
+use crate::progress::{Event, Monitor};
+use crate::tokenizer::SmilesTokenizer;
+
+use super::epochs::Training;
+use super::inputs::Inputs;
+use super::{files, report, EpochRecord, FinetuneReport, FinetuneRun, InitFrom};
+
+/// Progress of a run, written with each checkpoint and read back to resume.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct CheckpointState {
+    pub run: FinetuneRun,
+    pub epochs_done: usize,
+    pub best_epoch: usize,
+    pub best_valid: f64,
+    pub history: Vec<EpochRecord>,
+    /// Wall seconds of earlier calls, up to their last checkpoint.
+    #[serde(default)]
+    pub seconds_before: f64,
+}
+
+/// The model being trained, its optimiser, and the run's progress so far.
+pub(super) struct Learner {
+    pub model: Model,
+    pub opt: Adam,
+    pub state: CheckpointState,
+}
+
+/// Runs (or resumes, or returns the finished result of) a fine-tuning run in `out`.
+pub fn finetune(
+    run: &FinetuneRun,
+    device: Device,
+    out: &Path,
+    monitor: &mut dyn Monitor,
+) -> Result<FinetuneReport> {
+    let t0 = Instant::now();
+    let start_rss = crate::memory::current_rss();
+    run.train.validate()?;
+    if let Some(finished) = claim_run_dir(run, out, monitor)? {
+        return Ok(finished);
+    }
+    let inputs = Inputs::load(run, out, monitor)?;
+    let (learner, counts) = build_learner(run, out, &inputs, device, monitor)?;
+    let mut training = Training::start(run, out, &inputs, learner, device, t0, monitor)?;
+    training.run_epochs(monitor)?;
+    report::finish(&training, device, counts, start_rss)
+}
+
+/// Claims `out` for `run` and writes its `run.json`; returns the report when `out` already
+/// holds this run finished. A folder that holds a different run is refused.
+fn claim_run_dir(
+    run: &FinetuneRun,
+    out: &Path,
+    monitor: &mut dyn Monitor,
+) -> Result<Option<FinetuneReport>> {
+    fsutil::claim_dir(out, files::RUN, "out")?;
+    let run_path = out.join(files::RUN);
+    if run_path.is_file() {
+        let previous: FinetuneRun = fsutil::read_json(&run_path)?;
+        if &previous != run {
+            return Err(Error::param(
+                "out",
+                format!(
+                    "{} holds a different run (see its run.json); choose another folder",
+                    out.display()
+                ),
+            ));
+        }
+        let metrics = out.join(files::METRICS);
+        if metrics.is_file() {
+            monitor.event(&Event::Message {
+                text: format!("{} is already finished; reusing it", out.display()),
+            });
+            return fsutil::read_json(&metrics).map(Some);
+        }
+    }
+    fsutil::write_json(&run_path, run)?;
+    Ok(None)
+}
+
+/// Builds the model and its Adam optimiser, restored from the run's checkpoint when an earlier
+/// call left one; also returns the parameter counts by role.
+fn build_learner(
+    run: &FinetuneRun,
+    out: &Path,
+    inputs: &Inputs,
+    device: Device,
+    monitor: &mut dyn Monitor,
+) -> Result<(Learner, ParameterCounts)> {
+    let (model, counts) = build_model(run, inputs, device, monitor)?;
+    let mut opt = Adam::new(
+        model.named_tensors(),
+        AdamConfig {
+            weight_decay: run.train.weight_decay,
+            ..AdamConfig::adam()
+        },
+    );
+    let state = restore_checkpoint(run, out, &model, &mut opt, device, monitor)?;
+    Ok((Learner { model, opt, state }, counts))
+}
+
+/// The starting model with a one-output head, adapters it carries merged, the run's label
+/// statistics in its metadata, and the parameters that train marked (the PEFT method's, or
+/// all); says how many train.
+fn build_model(
+    run: &FinetuneRun,
+    inputs: &Inputs,
+    device: Device,
+    monitor: &mut dyn Monitor,
+) -> Result<(Model, ParameterCounts)> {
+    let cfg = &run.train;
+    let mut model = init_model(&run.init, device, cfg.seed)?;
+    // A starting model that carries adapters starts from its merged weights.
+    peft::merge(&mut model)?;
+    model.encoder.set_feature_redraw(cfg.redraw_features);
+    model.meta = model_meta(run, inputs);
+    let counts = match &cfg.peft {
+        Some(p) => peft::apply(&mut model, p, cfg.seed)?,
+        None => {
+            model.set_trainable(|_| true);
+            peft::parameter_counts(&model)
+        }
+    };
+    monitor.event(&Event::Message {
+        text: format!(
+            "{}: {counts}",
+            cfg.peft
+                .as_ref()
+                .map(|p| p.name())
+                .unwrap_or("full fine-tuning")
+        ),
+    });
+    Ok((model, counts))
+}
+
+/// New weights of the run's architecture, or the model folder it starts from, with a
+/// one-output head.
+fn init_model(init: &InitFrom, device: Device, seed: u64) -> Result<Model> {
+    let parts = ModelParts {
+        lm_head: false,
+        num_labels: Some(1),
+    };
+    match init {
+        InitFrom::Random(config) => Model::new(
+            (**config).clone(),
+            parts,
+            ModelMeta::default(),
+            SmilesTokenizer::molformer(),
+            device,
+            seed,
+        ),
+        InitFrom::Model(dir) => Model::load_with_parts(dir, device, Some(parts), seed),
+    }
+}
+
+/// What the trained model records about the run: task, label statistics, threshold,
+/// test-time augmentation and provenance.
+fn model_meta(run: &FinetuneRun, inputs: &Inputs) -> ModelMeta {
+    let cfg = &run.train;
+    let t = &inputs.targets;
+    ModelMeta {
+        task: cfg.task,
+        label_name: inputs.data.label_col.clone(),
+        label_mean: t.mean,
+        label_sd: t.sd,
+        threshold: t.threshold,
+        tta: cfg.tta,
+        provenance: Some(format!(
+            "lipo {} finetune of {}{}",
+            crate::VERSION,
+            run.data.display(),
+            cfg.peft
+                .as_ref()
+                .map(|p| format!(" ({})", p.name()))
+                .unwrap_or_default()
+        )),
+        ..ModelMeta::default()
+    }
+}
+
+/// The run's progress: restored with the weights and optimiser state from the checkpoint in
+/// `out` when there is a usable one, else a fresh start.
+fn restore_checkpoint(
+    run: &FinetuneRun,
+    out: &Path,
+    model: &Model,
+    opt: &mut Adam,
+    device: Device,
+    monitor: &mut dyn Monitor,
+) -> Result<CheckpointState> {
+    let fresh = CheckpointState {
+        run: run.clone(),
+        epochs_done: 0,
+        best_epoch: 0,
+        best_valid: f64::INFINITY,
+        history: vec![],
+        seconds_before: 0.0,
+    };
+    let mut say = |text: String| {
+        monitor.event(&Event::Message { text });
+    };
+    let ckpt_dir = out.join(files::CHECKPOINT);
+    let restored = crate::checkpoint::restore(&ckpt_dir, model, opt, device, &mut say)?;
+    match restored {
+        Some(saved) => {
+            let saved: CheckpointState = saved;
+            monitor.event(&Event::Message {
+                text: format!("resuming after epoch {}", saved.epochs_done),
+            });
+            Ok(saved)
+        }
+        None => Ok(fresh),
+    }
+}
