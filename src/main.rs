@@ -63,7 +63,7 @@ fn main() {
     cli::monitor::init_logging();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", cli::error_message(&e));
         std::process::exit(1);
     }
 }

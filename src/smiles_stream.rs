@@ -434,7 +434,10 @@ mod tests {
         let r = rows(&csv, cols);
         let lines: Vec<usize> = r.iter().map(|r| r.line).collect();
         assert_eq!(lines, [2, 3, 4], "{r:?}");
-        assert_eq!((r[0].smiles.as_str(), r[0].label.as_deref()), ("CCO", Some("1")));
+        assert_eq!(
+            (r[0].smiles.as_str(), r[0].label.as_deref()),
+            ("CCO", Some("1"))
+        );
         assert_eq!(r[2].smiles, "CCN");
     }
 

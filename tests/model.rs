@@ -510,7 +510,7 @@ fn augmented_finetuning_changes_the_inputs_and_resumes_exactly() {
         ..plain
     };
     let e = train::finetune(&bad, Device::Cpu, &dir.path().join("bad"), silent).unwrap_err();
-    assert!(e.to_string().contains("--augment"), "{e}");
+    assert!(e.to_string().contains("augment"), "{e}");
 }
 
 #[test]

@@ -294,7 +294,7 @@ fn classification_binarised_at_the_training_mean() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("toy.csv:2") && e.contains("--binarize"), "{e}");
+    assert!(e.contains("toy.csv:2") && e.contains("binarize"), "{e}");
 }
 
 #[test]

@@ -251,7 +251,7 @@ impl FinetuneConfig {
         }
         if !(0.0..=1.0).contains(&self.augment) {
             return Err(Error::param(
-                "--augment",
+                "augment",
                 format!("{} is not a share between 0 and 1", self.augment),
             ));
         }

@@ -77,7 +77,7 @@ pub(super) fn classes_of(
                     path: data.path.clone(),
                     line: rec.line,
                     reason: format!(
-                        "label {y} is not 0 or 1; binarise numeric labels with --binarize mean|median|VALUE"
+                        "label {y} is not 0 or 1; binarise numeric labels with the binarize setting (mean, median or a threshold)"
                     ),
                 }),
             }
