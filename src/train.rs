@@ -16,7 +16,7 @@ use crate::fsutil;
 use crate::metrics::{Classification, Regression};
 use crate::model::{Config, Model, ModelMeta, ModelParts, Task};
 use crate::optim::{Adam, AdamConfig};
-use crate::peft::{self, ParameterCounts, PeftConfig};
+use crate::peft::{self, LoadModel, ParameterCounts, PeftConfig};
 use crate::predict;
 use crate::progress::{Event, Monitor};
 use crate::rng::SplitMix64;
