@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::export::Quantize;
 use crate::infer::{Predictor, PredictorOptions};
 use crate::model::Model;
+use crate::peft::LoadModel;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,74 +138,11 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
     let ort_threads = cfg.ort_threads.unwrap_or(threads).max(1);
     tch::set_num_threads(threads as i32);
     let model = Model::load(&cfg.model, tch::Device::Cpu)?;
-    let opts = TableOptions {
-        smiles_col: cfg.smiles_col.clone(),
-        label_col: None,
-        skip_bad_rows: true,
-    };
-    let table = data::read_smiles(&cfg.data, &model.tokenizer, &opts)?;
-    let mut seqs: Vec<Vec<u32>> = table.records.into_iter().map(|r| r.ids).collect();
-    if let Some(n) = cfg.limit {
-        seqs.truncate(n.max(1));
-    }
-    // Length order: each slice the engines take turns on holds similar lengths, as a
-    // length-bucketed batcher would give them.
-    seqs.sort_by_key(|s| s.len());
+    let seqs = sequences(cfg, &model)?;
     let n = seqs.len();
     let mean_tokens = seqs.iter().map(|s| s.len()).sum::<usize>() as f64 / n.max(1) as f64;
-    let open = |quantize: Quantize| -> Result<Predictor> {
-        let bundle = bundle_dir.join(format!("bench-{}.lipo", quantize.name()));
-        crate::export::export_model_dir_with(&cfg.model, &bundle, quantize)?;
-        Predictor::open(
-            &bundle,
-            &PredictorOptions {
-                threads: ort_threads,
-                ..PredictorOptions::default()
-            },
-        )
-    };
-    let mut ort = vec![("ort", open(Quantize::None)?)];
-    if cfg.int8 {
-        ort.push(("ort-int8", open(Quantize::Int8)?));
-    }
-    let warm = &seqs[..n.min(64)];
-    // passes[engine][batch size]; engine 0 is tch, then the bundles in `ort`.
-    let mut passes = vec![vec![Vec::new(); cfg.batch_sizes.len()]; 1 + ort.len()];
-    // Per bundle: largest |ort − tch| and the sum of squares over the first pass.
-    let mut diffs = vec![(0f64, 0f64, 0usize); ort.len()];
-    for pass in 0..cfg.repeats {
-        for (b, &bs) in cfg.batch_sizes.iter().enumerate() {
-            if pass == 0 {
-                crate::predict::predict(&model, warm, bs)?;
-                for (_, predictor) in &ort {
-                    predictor.predict_encoded_batched(warm, bs)?;
-                }
-            }
-            // The engines take turns on slices of a few seconds' work, so a slow spell of a
-            // shared machine costs every engine alike instead of whichever ran then.
-            let slice = (bs * (INTERLEAVE_MOLECULES / bs).max(1)).min(n.max(1));
-            let mut seconds = vec![0f64; 1 + ort.len()];
-            for part in seqs.chunks(slice) {
-                let (reference, s) = time(|| crate::predict::predict(&model, part, bs))?;
-                seconds[0] += s;
-                for (e, (_, predictor)) in ort.iter().enumerate() {
-                    let (p, s) = time(|| predictor.predict_encoded_batched(part, bs))?;
-                    seconds[1 + e] += s;
-                    if pass == 0 {
-                        for (a, r) in p.iter().zip(&reference) {
-                            let d = &mut diffs[e];
-                            d.0 = d.0.max((a - r).abs());
-                            d.1 += (a - r).powi(2);
-                            d.2 += 1;
-                        }
-                    }
-                }
-            }
-            for (e, s) in seconds.into_iter().enumerate() {
-                passes[e][b].push(s);
-            }
-        }
-    }
+    let ort = open_bundles(cfg, bundle_dir, ort_threads)?;
+    let (passes, diffs) = measure(cfg, &model, &ort, &seqs)?;
     let names: Vec<&str> = std::iter::once("tch")
         .chain(ort.iter().map(|(name, _)| *name))
         .collect();
@@ -218,22 +156,9 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
     let int8 = diffs
         .get(1)
         .map(|d| (d.0, (d.1 / d.2.max(1) as f64).sqrt()));
-    let speedup_of = |engine: &str| -> Vec<(usize, f64)> {
-        cfg.batch_sizes
-            .iter()
-            .map(|&bs| {
-                let rate = |e: &str| {
-                    rows.iter()
-                        .find(|r| r.engine == e && r.batch_size == bs)
-                        .map_or(f64::NAN, |r| r.molecules_per_s)
-                };
-                (bs, rate(engine) / rate("tch"))
-            })
-            .collect()
-    };
-    let speedup = speedup_of("ort");
+    let speedup = speedup_of(&cfg.batch_sizes, &rows, "ort");
     let speedup_int8 = if cfg.int8 {
-        speedup_of("ort-int8")
+        speedup_of(&cfg.batch_sizes, &rows, "ort-int8")
     } else {
         vec![]
     };
@@ -253,6 +178,118 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
         max_abs_diff_int8: int8.map(|d| d.0),
         rms_diff_int8: int8.map(|d| d.1),
     })
+}
+
+/// The benchmark's molecules as token ids, in length order.
+fn sequences(cfg: &BenchConfig, model: &Model) -> Result<Vec<Vec<u32>>> {
+    let opts = TableOptions {
+        smiles_col: cfg.smiles_col.clone(),
+        label_col: None,
+        skip_bad_rows: true,
+    };
+    let table = data::read_smiles(&cfg.data, &model.tokenizer, &opts)?;
+    let mut seqs: Vec<Vec<u32>> = table.records.into_iter().map(|r| r.ids).collect();
+    if let Some(n) = cfg.limit {
+        seqs.truncate(n.max(1));
+    }
+    // Length order: each slice the engines take turns on holds similar lengths, as a
+    // length-bucketed batcher would give them.
+    seqs.sort_by_key(|s| s.len());
+    Ok(seqs)
+}
+
+/// The model exported to bundles under `bundle_dir` and opened in ONNX Runtime: float32
+/// (`ort`) and, when asked, int8 (`ort-int8`).
+fn open_bundles(
+    cfg: &BenchConfig,
+    bundle_dir: &Path,
+    ort_threads: usize,
+) -> Result<Vec<(&'static str, Predictor)>> {
+    let open = |quantize: Quantize| -> Result<Predictor> {
+        let bundle = bundle_dir.join(format!("bench-{}.lipo", quantize.name()));
+        crate::export::export_model_dir_with(&cfg.model, &bundle, quantize)?;
+        Predictor::open(
+            &bundle,
+            &PredictorOptions {
+                threads: ort_threads,
+                ..PredictorOptions::default()
+            },
+        )
+    };
+    let mut ort = vec![("ort", open(Quantize::None)?)];
+    if cfg.int8 {
+        ort.push(("ort-int8", open(Quantize::Int8)?));
+    }
+    Ok(ort)
+}
+
+/// Seconds of each pass, `passes[engine][batch size]` (engine 0 is tch, then the bundles of
+/// `ort`), and per bundle the largest |ort − tch|, the sum of squares and the count over the
+/// first pass.
+type Measured = (Vec<Vec<Vec<f64>>>, Vec<(f64, f64, usize)>);
+
+/// Times tch and every bundle on `seqs` at each batch size, `cfg.repeats` passes.
+fn measure(
+    cfg: &BenchConfig,
+    model: &Model,
+    ort: &[(&'static str, Predictor)],
+    seqs: &[Vec<u32>],
+) -> Result<Measured> {
+    let n = seqs.len();
+    let warm = &seqs[..n.min(64)];
+    // passes[engine][batch size]; engine 0 is tch, then the bundles in `ort`.
+    let mut passes = vec![vec![Vec::new(); cfg.batch_sizes.len()]; 1 + ort.len()];
+    // Per bundle: largest |ort − tch| and the sum of squares over the first pass.
+    let mut diffs = vec![(0f64, 0f64, 0usize); ort.len()];
+    for pass in 0..cfg.repeats {
+        for (b, &bs) in cfg.batch_sizes.iter().enumerate() {
+            if pass == 0 {
+                crate::predict::predict(model, warm, bs)?;
+                for (_, predictor) in ort {
+                    predictor.predict_encoded_batched(warm, bs)?;
+                }
+            }
+            // The engines take turns on slices of a few seconds' work, so a slow spell of a
+            // shared machine costs every engine alike instead of whichever ran then.
+            let slice = (bs * (INTERLEAVE_MOLECULES / bs).max(1)).min(n.max(1));
+            let mut seconds = vec![0f64; 1 + ort.len()];
+            for part in seqs.chunks(slice) {
+                let (reference, s) = time(|| crate::predict::predict(model, part, bs))?;
+                seconds[0] += s;
+                for (e, (_, predictor)) in ort.iter().enumerate() {
+                    let (p, s) = time(|| predictor.predict_encoded_batched(part, bs))?;
+                    seconds[1 + e] += s;
+                    if pass == 0 {
+                        for (a, r) in p.iter().zip(&reference) {
+                            let d = &mut diffs[e];
+                            d.0 = d.0.max((a - r).abs());
+                            d.1 += (a - r).powi(2);
+                            d.2 += 1;
+                        }
+                    }
+                }
+            }
+            for (e, s) in seconds.into_iter().enumerate() {
+                passes[e][b].push(s);
+            }
+        }
+    }
+    Ok((passes, diffs))
+}
+
+/// Molecules/s of `engine` over tch's at each batch size.
+fn speedup_of(batch_sizes: &[usize], rows: &[BenchRow], engine: &str) -> Vec<(usize, f64)> {
+    batch_sizes
+        .iter()
+        .map(|&bs| {
+            let rate = |e: &str| {
+                rows.iter()
+                    .find(|r| r.engine == e && r.batch_size == bs)
+                    .map_or(f64::NAN, |r| r.molecules_per_s)
+            };
+            (bs, rate(engine) / rate("tch"))
+        })
+        .collect()
 }
 
 /// The report as a plain-text table.

@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::fsutil;
 use crate::model::Model;
 use crate::optim::Adam;
+use crate::peft::LoadModel;
 
 const STATE: &str = "state.json";
 const MODEL: &str = "model";

@@ -17,7 +17,6 @@ pub mod dedupe;
 #[cfg(feature = "train")]
 pub mod device;
 pub mod error;
-pub mod experiments;
 #[cfg(feature = "export")]
 pub mod export;
 pub mod ffi;

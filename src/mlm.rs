@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::model::{Config, Model, ModelMeta, ModelParts, Task};
 use crate::optim::{schedule, Adam, AdamConfig};
+use crate::peft::LoadModel;
 use crate::progress::{Event, Monitor};
 use crate::rng::SplitMix64;
 use crate::tokenizer::{pad_batch, SmilesTokenizer, MASK_ID, NUM_LEADING_SPECIAL};

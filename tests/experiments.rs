@@ -3,9 +3,9 @@
 mod common;
 
 use lipo::data::TableOptions;
-use lipo::experiments::table1::{domain_mlm_defaults, table1, Table1Config};
 use lipo::model::Config;
 use lipo::progress::Silent;
+use lipo::study::table1::{domain_mlm_defaults, table1, Table1Config};
 use lipo::tokenizer::SmilesTokenizer;
 use lipo::train::FinetuneConfig;
 use tch::Device;
@@ -175,9 +175,9 @@ fn extra_rows_join_training_only_and_old_run_files_still_load() {
 
 #[test]
 fn table2_compares_selections_over_seeds_and_reuses_runs() {
-    use lipo::experiments::table2::{table2, Table2Config};
     use lipo::influence::{LissaConfig, ParamSet};
     use lipo::selection::ScoreConfig;
+    use lipo::study::table2::{table2, Table2Config};
     use lipo::train::InitFrom;
     let _guard = common::lock();
     tch::set_num_threads(1);

@@ -4,6 +4,7 @@
 use lipo::data::TableOptions;
 use lipo::mlm::{self, MlmConfig, MlmRun};
 use lipo::model::{Config, Model};
+use lipo::peft::LoadModel;
 use lipo::progress::{Event, Silent};
 use lipo::train::InitFrom;
 use tch::Device;

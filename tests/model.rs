@@ -3,6 +3,7 @@
 
 use lipo::data::{Split, TableOptions};
 use lipo::model::{Config, Model, ModelMeta, ModelParts};
+use lipo::peft::LoadModel;
 use lipo::tokenizer::{pad_batch, SmilesTokenizer, PAD_ID};
 use lipo::train::{self, FinetuneConfig, FinetuneRun, InitFrom};
 use tch::{Device, Kind, Tensor};

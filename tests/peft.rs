@@ -6,7 +6,7 @@ use std::path::Path;
 
 use lipo::data::TableOptions;
 use lipo::model::{Config, Model, Task};
-use lipo::peft::{self, Ia3Config, LoraConfig, PeftConfig};
+use lipo::peft::{self, Ia3Config, LoadModel, LoraConfig, PeftConfig};
 use lipo::tokenizer::{pad_batch, SmilesTokenizer};
 use lipo::train::{self, Binarize, FinetuneConfig, FinetuneRun, InitFrom};
 use tch::{Device, Tensor};
@@ -314,7 +314,7 @@ fn old_run_json_without_new_fields_still_reads() {
 
 #[test]
 fn compare_peft_writes_table_json_and_figures_and_reuses_runs() {
-    use lipo::peft::compare::{self, CompareConfig};
+    use lipo::study::table3::{self as compare, CompareConfig};
     let _g = lock();
     tch::set_num_threads(1);
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use lipo::model::Model;
+use lipo::peft::LoadModel;
 
 #[derive(Args)]
 pub(crate) struct EmbedArgs {

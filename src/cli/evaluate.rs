@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use lipo::data;
 use lipo::model::Model;
+use lipo::peft::LoadModel;
 use lipo::train;
 
 use super::table_args::TableArgs;

@@ -7,6 +7,7 @@ use clap::Args;
 use lipo::data::{self, Split, TableOptions};
 use lipo::influence::{LissaConfig, ParamSet};
 use lipo::model::Model;
+use lipo::peft::LoadModel;
 use lipo::selection::{self, ScoreConfig, ScoreReport, Selection, Solver};
 
 /// The LiSSA flags shared by `lipo influence` and `lipo compare-influence`.

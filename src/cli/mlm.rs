@@ -168,7 +168,7 @@ pub(crate) struct CompareMlmArgs {
 }
 
 pub(crate) fn compare_mlm(a: CompareMlmArgs) -> Result<()> {
-    use lipo::experiments::table1::{domain_mlm_defaults, table1_in, Table1Config};
+    use lipo::study::table1::{domain_mlm_defaults, table1_in, Table1Config};
     let cfg = match &a.config {
         Some(p) => lipo::fsutil::read_json::<Table1Config>(p)?,
         None => {

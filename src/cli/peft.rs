@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result};
 use clap::Args;
 use lipo::model::{Config, Model, Task};
-use lipo::peft::compare::{self, CompareConfig};
-use lipo::peft::{LoraConfig, PeftConfig};
+use lipo::peft::{LoadModel, LoraConfig, PeftConfig};
+use lipo::study::table3::{self as compare, CompareConfig};
 use lipo::train::{self, Binarize, FinetuneConfig, FinetuneReport, FinetuneRun, InitFrom};
 
 /// Parameter-efficient fine-tuning and task options of `lipo finetune`.

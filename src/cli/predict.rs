@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use lipo::model::Model;
+use lipo::peft::LoadModel;
 
 #[derive(Args)]
 pub(crate) struct PredictArgs {

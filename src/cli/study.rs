@@ -90,7 +90,7 @@ impl StudyArgs {
             cfg.finetune.epochs = e;
         }
         if let Some(e) = self.mlm_epochs {
-            cfg.domain_mlm = lipo::experiments::table1::domain_mlm_defaults(e);
+            cfg.domain_mlm = lipo::study::table1::domain_mlm_defaults(e);
         }
         if let Some(e) = self.peft_epochs {
             cfg.peft_epochs = Some(e);

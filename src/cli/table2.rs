@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 use lipo::data::TableOptions;
-use lipo::experiments::table2::{self, Table2Config};
 use lipo::influence::{LissaConfig, ParamSet};
 use lipo::model::Config;
 use lipo::selection::ScoreConfig;
+use lipo::study::table2::{self, Table2Config};
 use lipo::train::InitFrom;
 
 /// Arguments of `lipo compare-influence`.

@@ -195,7 +195,8 @@ pub fn export_model_dir_with(
 
 #[cfg(feature = "train")]
 fn export_with_adapters(model_dir: &Path, out: &Path, quantize: Quantize) -> Result<ExportSummary> {
-    let mut model = crate::model::Model::load(model_dir, tch::Device::Cpu)?;
+    let mut model =
+        <crate::model::Model as crate::peft::LoadModel>::load(model_dir, tch::Device::Cpu)?;
     crate::peft::merge(&mut model)?;
     export_model_with(&model, out, quantize)
 }

@@ -153,22 +153,42 @@ impl Builder<'_> {
     /// One encoder block `molformer.encoder.layer.{i}`.
     fn block(&mut self, x: &str, i: usize, mask4: &str, cos: &str, sin: &str) -> Result<String> {
         let c = self.c;
-        let (h, heads, d, m) = (
-            c.hidden_size,
-            c.num_attention_heads,
-            c.head_dim(),
-            c.num_random_features,
-        );
+        let h = c.hidden_size;
         let p = format!("molformer.encoder.layer.{i}");
         let a = format!("{p}.attention.self");
+        let (r, v) = self.rotary_heads(x, &a, cos, sin)?;
+        let (fq, fk) = self.features(&r, &a, mask4)?;
+        let ctx = self.linear_attention(&fq, &fk, &v, &a);
+        // Output projection, residual, post-LayerNorm; then the feed-forward.
+        let ao = self.linear(&ctx, &format!("{p}.attention.output.dense"), h, h)?;
+        let ao = self
+            .g
+            .op("Add", &format!("{p}.attention.residual"), &[&ao, x], &[]);
+        let ao = self.layer_norm(&ao, &format!("{p}.attention.output.LayerNorm"))?;
+        let f = self.linear(
+            &ao,
+            &format!("{p}.intermediate.dense"),
+            h,
+            c.intermediate_size,
+        )?;
+        let f = self.gelu(&f, &format!("{p}.intermediate.gelu"));
+        let f = self.linear(&f, &format!("{p}.output.dense"), c.intermediate_size, h)?;
+        let f = self
+            .g
+            .op("Add", &format!("{p}.output.residual"), &[&f, &ao], &[]);
+        self.layer_norm(&f, &format!("{p}.output.LayerNorm"))
+    }
+
+    /// Queries and keys with rotary positions, stacked as `[2, b, heads, t, d]`, and the
+    /// values as `[b, heads, t, d]`, of the attention `a`.
+    fn rotary_heads(&mut self, x: &str, a: &str, cos: &str, sin: &str) -> Result<(String, String)> {
+        let (heads, d) = (self.c.num_attention_heads, self.c.head_dim());
         // Queries and keys side by side on [b, t, 2·hidden], rotary applied to both at once:
         // y·cos + rotate_half(y)·sin, where rotate_half([a, b]) = [-b, a] per head comes out
         // of the fused projection with its halves swapped, and the sign is folded into `sin`
         // (exact). Then [2, b, heads, t, d]: queries and keys stacked on a leading axis.
-        let [qk, qks, v]: [String; 3] = self
-            .qkv(x, &a)?
-            .try_into()
-            .expect("Split has three outputs");
+        let [qk, qks, v]: [String; 3] =
+            self.qkv(x, a)?.try_into().expect("Split has three outputs");
         let yc = self.g.op("Mul", &format!("{a}.qk.cos"), &[&qk, cos], &[]);
         let ys = self.g.op("Mul", &format!("{a}.qk.sin"), &[&qks, sin], &[]);
         let r = self.g.op("Add", &format!("{a}.qk.rope"), &[&yc, &ys], &[]);
@@ -200,13 +220,20 @@ impl Builder<'_> {
             &[&v],
             &[("perm", Attr::Ints(vec![0, 2, 1, 3]))],
         );
+        Ok((r, v))
+    }
+
+    /// The random-feature maps of the queries and keys `r` (`[2, b, heads, t, d]`), the
+    /// keys' masked by `mask4`: `(φ(Q), φ(K))`, each with a leading axis of size 1.
+    fn features(&mut self, r: &str, a: &str, mask4: &str) -> Result<(String, String)> {
+        let (d, m) = (self.c.head_dim(), self.c.num_random_features);
         // Random-feature map φ(y) = relu(y W), W [d, m], on queries and keys together; the
         // leading axis of size 1 that each keeps broadcasts against [b, heads, ...] below.
         let fm = self.w.take(&format!("{a}.feature_map.weight"), &[d, m])?;
         let fmn = self
             .g
             .init_f32(&format!("{a}.feature_map.weight"), &[d, m], &fm.data);
-        let f = self.g.op("MatMul", &format!("{a}.f.mm"), &[&r, &fmn], &[]);
+        let f = self.g.op("MatMul", &format!("{a}.f.mm"), &[r, &fmn], &[]);
         let f = self.g.op("Relu", &format!("{a}.f"), &[&f], &[]);
         let ones = self.g.ints(&format!("{a}.f.sizes"), &[1, 1]);
         let [fq, fk]: [String; 2] = self
@@ -221,22 +248,29 @@ impl Builder<'_> {
             .try_into()
             .expect("Split has two outputs");
         let fk = self.g.op("Mul", &format!("{a}.fk"), &[&fk, mask4], &[]);
+        Ok((fq, fk))
+    }
+
+    /// Linear attention of the feature maps over the values `v`, merged back to
+    /// `[b·t, hidden]`.
+    fn linear_attention(&mut self, fq: &str, fk: &str, v: &str, a: &str) -> String {
+        let h = self.c.hidden_size;
         // Linear attention: KV = φ(K)ᵀ V, n = max(φ(Q)·Σφ(K), eps), ctx = φ(Q) KV / n.
         let fkt = self.g.op(
             "Transpose",
             &format!("{a}.fk_t"),
-            &[&fk],
+            &[fk],
             &[("perm", Attr::Ints(vec![0, 1, 2, 4, 3]))],
         );
-        let kv = self.g.op("MatMul", &format!("{a}.kv"), &[&fkt, &v], &[]);
+        let kv = self.g.op("MatMul", &format!("{a}.kv"), &[&fkt, v], &[]);
         let ax_seq = self.g.ints(&format!("{a}.axis_seq"), &[3]);
         let ksum = self.g.op(
             "ReduceSum",
             &format!("{a}.ksum"),
-            &[&fk, &ax_seq],
+            &[fk, &ax_seq],
             &[("keepdims", Attr::Int(1))],
         );
-        let qk = self.g.op("Mul", &format!("{a}.qk"), &[&fq, &ksum], &[]);
+        let qk = self.g.op("Mul", &format!("{a}.qk"), &[fq, &ksum], &[]);
         let ax_last = self.g.ints(&format!("{a}.axis_last"), &[-1]);
         let n = self.g.op(
             "ReduceSum",
@@ -246,11 +280,11 @@ impl Builder<'_> {
         );
         let eps = self
             .g
-            .scalar(&format!("{a}.eps"), c.linear_attention_eps as f32);
+            .scalar(&format!("{a}.eps"), self.c.linear_attention_eps as f32);
         let n = self.g.op("Max", &format!("{a}.norm"), &[&n, &eps], &[]);
         let ctx = self
             .g
-            .op("MatMul", &format!("{a}.ctx_raw"), &[&fq, &kv], &[]);
+            .op("MatMul", &format!("{a}.ctx_raw"), &[fq, &kv], &[]);
         let ctx = self.g.op("Div", &format!("{a}.ctx_bhtd"), &[&ctx, &n], &[]);
         let ctx = self.g.op(
             "Transpose",
@@ -259,27 +293,8 @@ impl Builder<'_> {
             &[("perm", Attr::Ints(vec![0, 1, 3, 2, 4]))],
         );
         let merge = self.g.ints(&format!("{a}.merge_shape"), &[-1, h as i64]);
-        let ctx = self
-            .g
-            .op("Reshape", &format!("{a}.ctx"), &[&ctx, &merge], &[]);
-        // Output projection, residual, post-LayerNorm; then the feed-forward.
-        let ao = self.linear(&ctx, &format!("{p}.attention.output.dense"), h, h)?;
-        let ao = self
-            .g
-            .op("Add", &format!("{p}.attention.residual"), &[&ao, x], &[]);
-        let ao = self.layer_norm(&ao, &format!("{p}.attention.output.LayerNorm"))?;
-        let f = self.linear(
-            &ao,
-            &format!("{p}.intermediate.dense"),
-            h,
-            c.intermediate_size,
-        )?;
-        let f = self.gelu(&f, &format!("{p}.intermediate.gelu"));
-        let f = self.linear(&f, &format!("{p}.output.dense"), c.intermediate_size, h)?;
-        let f = self
-            .g
-            .op("Add", &format!("{p}.output.residual"), &[&f, &ao], &[]);
-        self.layer_norm(&f, &format!("{p}.output.LayerNorm"))
+        self.g
+            .op("Reshape", &format!("{a}.ctx"), &[&ctx, &merge], &[])
     }
 }
 
@@ -292,6 +307,40 @@ pub fn build(
     quantize: Quantize,
 ) -> Result<onnx_protobuf::GraphProto> {
     config.validate()?;
+    let num_labels = head_outputs(meta, weights)?;
+    let mut g = Graph::new("lipo_molformer");
+    let ids = g.input(
+        io::INPUT_IDS,
+        DataType::INT64,
+        &[Dim::Dynamic("batch"), Dim::Dynamic("sequence")],
+    );
+    let mask = g.input(
+        io::ATTENTION_MASK,
+        DataType::INT64,
+        &[Dim::Dynamic("batch"), Dim::Dynamic("sequence")],
+    );
+    let mut b = Builder::new(g, weights, config, quantize);
+    let g = &mut b.g;
+    let maskf = g.op(
+        "Cast",
+        "mask_f",
+        &[&mask],
+        &[("to", Attr::Int(DataType::FLOAT as i64))],
+    );
+    let mask_axes = g.ints("mask4_axes", &[1, 3]);
+    let mask4 = g.op("Unsqueeze", "mask_b1t1", &[&maskf, &mask_axes], &[]);
+    let (shape, cos, sin) = b.rotary_tables(&ids);
+    let (bth, flat) = b.shapes(&shape);
+    let x = b.encoder(&ids, &flat, &bth, &mask4, &cos, &sin)?;
+    let pooled = b.pool(&x, &maskf);
+    let z = b.head(&pooled, num_labels)?;
+    b.output(&z, meta);
+    Ok(b.g.into_proto())
+}
+
+/// Outputs of the sequence head `weights` hold; an encoder (no head, or `lipo.json` says
+/// task "encoder") has no prediction to export.
+fn head_outputs(meta: &ModelMeta, weights: &Weights) -> Result<usize> {
     let num_labels = weights
         .shape("classifier.out_proj.weight")
         .map(|s| s[0])
@@ -307,186 +356,214 @@ pub fn build(
             "lipo.json says task \"encoder\": there is no prediction to export",
         ));
     }
-    let (h, d) = (config.hidden_size, config.head_dim());
-    let mut g = Graph::new("lipo_molformer");
-    let ids = g.input(
-        io::INPUT_IDS,
-        DataType::INT64,
-        &[Dim::Dynamic("batch"), Dim::Dynamic("sequence")],
-    );
-    let mask = g.input(
-        io::ATTENTION_MASK,
-        DataType::INT64,
-        &[Dim::Dynamic("batch"), Dim::Dynamic("sequence")],
-    );
-    let one = g.scalar("one", 1.0);
-    let sqrt2 = g.scalar("sqrt2", std::f32::consts::SQRT_2);
-    let half = g.scalar("half", 0.5);
-    let swap: Vec<usize> = (0..h)
-        .map(|o| {
-            let (head, c) = (o / d, o % d);
-            head * d + (c + d / 2) % d
-        })
-        .collect();
-    let mut b = Builder {
-        g,
-        w: weights,
-        c: config,
-        one,
-        sqrt2,
-        half,
-        swap,
-        quantize,
-        qkv_shape: String::new(),
-    };
-    let g = &mut b.g;
-    let maskf = g.op(
-        "Cast",
-        "mask_f",
-        &[&mask],
-        &[("to", Attr::Int(DataType::FLOAT as i64))],
-    );
-    let mask_axes = g.ints("mask4_axes", &[1, 3]);
-    let mask4 = g.op("Unsqueeze", "mask_b1t1", &[&maskf, &mask_axes], &[]);
-    // Rotary angles [t, hidden]: positions 0..t times inv_freq, repeated for each head.
-    let shape = g.op("Shape", "ids_shape", &[&ids], &[]);
-    let one_i = g.init_i64("index_one", &[], &[1]);
-    let zero_i = g.init_i64("index_zero", &[], &[0]);
-    let t = g.op(
-        "Gather",
-        "seq_len",
-        &[&shape, &one_i],
-        &[("axis", Attr::Int(0))],
-    );
-    let pos = g.op("Range", "positions_i", &[&zero_i, &t, &one_i], &[]);
-    let pos = g.op(
-        "Cast",
-        "positions",
-        &[&pos],
-        &[("to", Attr::Int(DataType::FLOAT as i64))],
-    );
-    let col_axes = g.ints("col_axes", &[1]);
-    let pos = g.op("Unsqueeze", "positions_col", &[&pos, &col_axes], &[]);
-    let ln = -(10000f64.ln()) as f32;
-    let inv: Vec<f32> = (0..d / 2)
-        .map(|k| ((2 * k) as f32 / d as f32 * ln).exp())
-        .collect();
-    let row: Vec<f32> = (0..h)
-        .map(|o| {
-            let c = o % d;
-            inv[c % (d / 2)]
-        })
-        .collect();
-    let inv_n = g.init_f32("rotary_inv_freq", &[1, h], &row);
-    let ang = g.op("Mul", "rotary_angles", &[&pos, &inv_n], &[]);
-    let cos = g.op("Cos", "rotary_cos", &[&ang], &[]);
-    let sin = g.op("Sin", "rotary_sin", &[&ang], &[]);
-    let sign: Vec<f32> = (0..h)
-        .map(|o| if o % d < d / 2 { -1.0 } else { 1.0 })
-        .collect();
-    let sign = g.init_f32("rotary_sign", &[1, h], &sign);
-    let sin = g.op("Mul", "rotary_sin_signed", &[&sin, &sign], &[]);
-    // The same tables twice side by side, for queries and keys at once: [t, 2·hidden].
-    let last = ("axis", Attr::Int(-1));
-    let cos = g.op(
-        "Concat",
-        "rotary_cos_qk",
-        &[&cos, &cos],
-        std::slice::from_ref(&last),
-    );
-    let sin = g.op("Concat", "rotary_sin_qk", &[&sin, &sin], &[last]);
-    // The blocks run on [batch·sequence, hidden] (so every linear layer is one 2-D product
-    // with its bias fused); the attention reshapes to [batch, sequence, ...].
-    let width = g.ints("qkv_width", &[5 * h as i64]);
-    let qkv_shape = g.op(
-        "Concat",
-        "qkv_shape",
-        &[&shape, &width],
-        &[("axis", Attr::Int(0))],
-    );
-    let hidden = g.ints("hidden_width", &[h as i64]);
-    let bth = g.op(
-        "Concat",
-        "hidden_shape",
-        &[&shape, &hidden],
-        &[("axis", Attr::Int(0))],
-    );
-    let flat = g.ints("flat_shape", &[-1, h as i64]);
-    b.qkv_shape = qkv_shape;
-    // Embeddings and blocks.
-    let emb = b.w.take(
-        "molformer.embeddings.word_embeddings.weight",
-        &[config.vocab_size, h],
-    )?;
-    let embn = b.g.init_f32(
-        "molformer.embeddings.word_embeddings.weight",
-        &[config.vocab_size, h],
-        &emb.data,
-    );
-    let x = b.g.op(
-        "Gather",
-        "embeddings",
-        &[&embn, &ids],
-        &[("axis", Attr::Int(0))],
-    );
-    let mut x = b.g.op("Reshape", "embeddings_flat", &[&x, &flat], &[]);
-    for i in 0..config.num_hidden_layers {
-        x = b.block(&x, i, &mask4, &cos, &sin)?;
-    }
-    let x = b.layer_norm(&x, "molformer.LayerNorm")?;
-    let x = b.g.op("Reshape", "hidden_bth", &[&x, &bth], &[]);
-    // Masked mean pooling.
-    let g = &mut b.g;
-    let m_axes = g.ints("mask3_axes", &[2]);
-    let m3 = g.op("Unsqueeze", "mask_bt1", &[&maskf, &m_axes], &[]);
-    let xm = g.op("Mul", "masked_hidden", &[&x, &m3], &[]);
-    let seq_axis = g.ints("seq_axis", &[1]);
-    let keep0 = ("keepdims", Attr::Int(0));
-    let s = g.op(
-        "ReduceSum",
-        "hidden_sum",
-        &[&xm, &seq_axis],
-        std::slice::from_ref(&keep0),
-    );
-    let n = g.op("ReduceSum", "token_count", &[&m3, &seq_axis], &[keep0]);
-    let tiny = g.scalar("count_floor", 1e-9);
-    let n = g.op("Max", "token_count_floored", &[&n, &tiny], &[]);
-    let pooled = g.op("Div", "pooled", &[&s, &n], &[]);
-    // Sequence head.
-    let h1 = b.linear(&pooled, "classifier.dense", h, h)?;
-    let h1 = b.gelu(&h1, "classifier.gelu1");
-    let skip = config.classifier_skip_connection;
-    let r = if skip {
-        b.g.op("Add", "classifier.skip1", &[&h1, &pooled], &[])
-    } else {
-        h1
-    };
-    let h2 = b.linear(&r, "classifier.dense2", h, h)?;
-    let h2 = b.gelu(&h2, "classifier.gelu2");
-    let h2 = if skip {
-        b.g.op("Add", "classifier.skip2", &[&h2, &r], &[])
-    } else {
-        h2
-    };
-    let z = b.linear(&h2, "classifier.out_proj", h, num_labels)?;
-    let g = &mut b.g;
-    let zero_i = g.init_i64("output_column", &[], &[0]);
-    let z = g.op(
-        "Gather",
-        "raw_output",
-        &[&z, &zero_i],
-        &[("axis", Attr::Int(1))],
-    );
-    let out = match meta.task {
-        Task::Classification => g.op("Sigmoid", io::PREDICTION, &[&z], &[]),
-        _ => {
-            let sd = g.scalar("label_sd", meta.label_sd as f32);
-            let mean = g.scalar("label_mean", meta.label_mean as f32);
-            let y = g.op("Mul", "prediction_scaled", &[&z, &sd], &[]);
-            g.op("Add", io::PREDICTION, &[&y, &mean], &[])
+    Ok(num_labels)
+}
+
+impl<'a> Builder<'a> {
+    /// A builder on `g` with the shared constants.
+    fn new(mut g: Graph, w: &'a mut Weights, c: &'a Config, quantize: Quantize) -> Self {
+        let (h, d) = (c.hidden_size, c.head_dim());
+        let one = g.scalar("one", 1.0);
+        let sqrt2 = g.scalar("sqrt2", std::f32::consts::SQRT_2);
+        let half = g.scalar("half", 0.5);
+        let swap: Vec<usize> = (0..h)
+            .map(|o| {
+                let (head, c) = (o / d, o % d);
+                head * d + (c + d / 2) % d
+            })
+            .collect();
+        Builder {
+            g,
+            w,
+            c,
+            one,
+            sqrt2,
+            half,
+            swap,
+            quantize,
+            qkv_shape: String::new(),
         }
-    };
-    debug_assert_eq!(out, io::PREDICTION);
-    g.output(&out, DataType::FLOAT, &[Dim::Dynamic("batch")]);
-    Ok(b.g.into_proto())
+    }
+
+    /// The shape of `ids` and the rotary tables `(cos, sin)` on `[t, 2·hidden]`, for queries
+    /// and keys at once (the sign of `rotate_half` folded into `sin`).
+    fn rotary_tables(&mut self, ids: &str) -> (String, String, String) {
+        let (h, d) = (self.c.hidden_size, self.c.head_dim());
+        let g = &mut self.g;
+        // Rotary angles [t, hidden]: positions 0..t times inv_freq, repeated for each head.
+        let shape = g.op("Shape", "ids_shape", &[ids], &[]);
+        let one_i = g.init_i64("index_one", &[], &[1]);
+        let zero_i = g.init_i64("index_zero", &[], &[0]);
+        let t = g.op(
+            "Gather",
+            "seq_len",
+            &[&shape, &one_i],
+            &[("axis", Attr::Int(0))],
+        );
+        let pos = g.op("Range", "positions_i", &[&zero_i, &t, &one_i], &[]);
+        let pos = g.op(
+            "Cast",
+            "positions",
+            &[&pos],
+            &[("to", Attr::Int(DataType::FLOAT as i64))],
+        );
+        let col_axes = g.ints("col_axes", &[1]);
+        let pos = g.op("Unsqueeze", "positions_col", &[&pos, &col_axes], &[]);
+        let ln = -(10000f64.ln()) as f32;
+        let inv: Vec<f32> = (0..d / 2)
+            .map(|k| ((2 * k) as f32 / d as f32 * ln).exp())
+            .collect();
+        let row: Vec<f32> = (0..h)
+            .map(|o| {
+                let c = o % d;
+                inv[c % (d / 2)]
+            })
+            .collect();
+        let inv_n = g.init_f32("rotary_inv_freq", &[1, h], &row);
+        let ang = g.op("Mul", "rotary_angles", &[&pos, &inv_n], &[]);
+        let cos = g.op("Cos", "rotary_cos", &[&ang], &[]);
+        let sin = g.op("Sin", "rotary_sin", &[&ang], &[]);
+        let sign: Vec<f32> = (0..h)
+            .map(|o| if o % d < d / 2 { -1.0 } else { 1.0 })
+            .collect();
+        let sign = g.init_f32("rotary_sign", &[1, h], &sign);
+        let sin = g.op("Mul", "rotary_sin_signed", &[&sin, &sign], &[]);
+        // The same tables twice side by side, for queries and keys at once: [t, 2·hidden].
+        let last = ("axis", Attr::Int(-1));
+        let cos = g.op(
+            "Concat",
+            "rotary_cos_qk",
+            &[&cos, &cos],
+            std::slice::from_ref(&last),
+        );
+        let sin = g.op("Concat", "rotary_sin_qk", &[&sin, &sin], &[last]);
+        (shape, cos, sin)
+    }
+
+    /// The shapes the blocks reshape with, from the shape of `ids`: `[batch, sequence, 5·hidden]`
+    /// (kept for [`Builder::qkv`]), and `(bth, flat)`: `[batch, sequence, hidden]` and
+    /// `[batch·sequence, hidden]`.
+    fn shapes(&mut self, shape: &str) -> (String, String) {
+        let h = self.c.hidden_size;
+        let g = &mut self.g;
+        // The blocks run on [batch·sequence, hidden] (so every linear layer is one 2-D product
+        // with its bias fused); the attention reshapes to [batch, sequence, ...].
+        let width = g.ints("qkv_width", &[5 * h as i64]);
+        let qkv_shape = g.op(
+            "Concat",
+            "qkv_shape",
+            &[shape, &width],
+            &[("axis", Attr::Int(0))],
+        );
+        let hidden = g.ints("hidden_width", &[h as i64]);
+        let bth = g.op(
+            "Concat",
+            "hidden_shape",
+            &[shape, &hidden],
+            &[("axis", Attr::Int(0))],
+        );
+        let flat = g.ints("flat_shape", &[-1, h as i64]);
+        self.qkv_shape = qkv_shape;
+        (bth, flat)
+    }
+
+    /// Embeddings and blocks on `[batch·sequence, hidden]`, then the final LayerNorm, back
+    /// on `[batch, sequence, hidden]`.
+    fn encoder(
+        &mut self,
+        ids: &str,
+        flat: &str,
+        bth: &str,
+        mask4: &str,
+        cos: &str,
+        sin: &str,
+    ) -> Result<String> {
+        let (config, h) = (self.c, self.c.hidden_size);
+        let emb = self.w.take(
+            "molformer.embeddings.word_embeddings.weight",
+            &[config.vocab_size, h],
+        )?;
+        let embn = self.g.init_f32(
+            "molformer.embeddings.word_embeddings.weight",
+            &[config.vocab_size, h],
+            &emb.data,
+        );
+        let x = self.g.op(
+            "Gather",
+            "embeddings",
+            &[&embn, ids],
+            &[("axis", Attr::Int(0))],
+        );
+        let mut x = self.g.op("Reshape", "embeddings_flat", &[&x, flat], &[]);
+        for i in 0..config.num_hidden_layers {
+            x = self.block(&x, i, mask4, cos, sin)?;
+        }
+        let x = self.layer_norm(&x, "molformer.LayerNorm")?;
+        let x = self.g.op("Reshape", "hidden_bth", &[&x, bth], &[]);
+        Ok(x)
+    }
+
+    /// Masked mean pooling of the hidden states `x` `[batch, sequence, hidden]`.
+    fn pool(&mut self, x: &str, maskf: &str) -> String {
+        let g = &mut self.g;
+        let m_axes = g.ints("mask3_axes", &[2]);
+        let m3 = g.op("Unsqueeze", "mask_bt1", &[maskf, &m_axes], &[]);
+        let xm = g.op("Mul", "masked_hidden", &[x, &m3], &[]);
+        let seq_axis = g.ints("seq_axis", &[1]);
+        let keep0 = ("keepdims", Attr::Int(0));
+        let s = g.op(
+            "ReduceSum",
+            "hidden_sum",
+            &[&xm, &seq_axis],
+            std::slice::from_ref(&keep0),
+        );
+        let n = g.op("ReduceSum", "token_count", &[&m3, &seq_axis], &[keep0]);
+        let tiny = g.scalar("count_floor", 1e-9);
+        let n = g.op("Max", "token_count_floored", &[&n, &tiny], &[]);
+        g.op("Div", "pooled", &[&s, &n], &[])
+    }
+
+    /// The sequence head on the pooled states: its raw outputs `[batch, num_labels]`.
+    fn head(&mut self, pooled: &str, num_labels: usize) -> Result<String> {
+        let (h, skip) = (self.c.hidden_size, self.c.classifier_skip_connection);
+        let h1 = self.linear(pooled, "classifier.dense", h, h)?;
+        let h1 = self.gelu(&h1, "classifier.gelu1");
+        let r = if skip {
+            self.g.op("Add", "classifier.skip1", &[&h1, pooled], &[])
+        } else {
+            h1
+        };
+        let h2 = self.linear(&r, "classifier.dense2", h, h)?;
+        let h2 = self.gelu(&h2, "classifier.gelu2");
+        let h2 = if skip {
+            self.g.op("Add", "classifier.skip2", &[&h2, &r], &[])
+        } else {
+            h2
+        };
+        self.linear(&h2, "classifier.out_proj", h, num_labels)
+    }
+
+    /// The graph's output from the head's first column `z`: a probability (classification)
+    /// or the label in its units (regression).
+    fn output(&mut self, z: &str, meta: &ModelMeta) {
+        let g = &mut self.g;
+        let zero_i = g.init_i64("output_column", &[], &[0]);
+        let z = g.op(
+            "Gather",
+            "raw_output",
+            &[z, &zero_i],
+            &[("axis", Attr::Int(1))],
+        );
+        let out = match meta.task {
+            Task::Classification => g.op("Sigmoid", io::PREDICTION, &[&z], &[]),
+            _ => {
+                let sd = g.scalar("label_sd", meta.label_sd as f32);
+                let mean = g.scalar("label_mean", meta.label_mean as f32);
+                let y = g.op("Mul", "prediction_scaled", &[&z, &sd], &[]);
+                g.op("Add", io::PREDICTION, &[&y, &mean], &[])
+            }
+        };
+        debug_assert_eq!(out, io::PREDICTION);
+        g.output(&out, DataType::FLOAT, &[Dim::Dynamic("batch")]);
+    }
 }

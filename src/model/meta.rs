@@ -35,7 +35,7 @@ pub struct ModelMeta {
     pub provenance: Option<String>,
     /// Parameter-efficient adapters the weights carry (LoRA/IA3 tensors load with them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peft: Option<crate::peft::PeftConfig>,
+    pub peft: Option<super::adapters::PeftConfig>,
     /// Test-time augmentation the model was validated with: predictions average the SMILES
     /// as given and this many random SMILES of the same molecule (0: the SMILES only).
     #[serde(default, skip_serializing_if = "crate::fsutil::is_default")]

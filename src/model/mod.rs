@@ -1,12 +1,17 @@
 //! The model: MoLFormer's architecture ([`molformer`]), its configuration ([`config`]), the
-//! metadata lipo keeps beside it ([`meta`]) and model folders on disk ([`Model::save`],
-//! [`Model::load`]).
+//! metadata lipo keeps beside it ([`meta`], with the adapters it records: [`adapters`]) and
+//! model folders on disk ([`Model::save`], [`Model::open`]).
+//!
+//! This module knows no fine-tuning method: a folder whose `lipo.json` records adapters is
+//! opened here and its adapters are attached by the caller (`lipo::peft::LoadModel` does
+//! both, and is how the rest of lipo loads model folders).
 //!
 //! A model folder holds `config.json` and `model.safetensors` in Hugging Face's layout, so
 //! a downloaded `ibm/MoLFormer-XL-both-10pct` folder is a valid model; lipo adds
 //! `tokenizer.json` and `lipo.json`, and falls back to MoLFormer's tokenizer and an
 //! unstandardised head when they are absent.
 
+pub mod adapters;
 pub mod config;
 pub mod meta;
 #[cfg(feature = "train")]
@@ -17,7 +22,7 @@ mod store;
 pub use config::Config;
 pub use meta::{ModelMeta, Task, MAX_TTA};
 #[cfg(feature = "train")]
-pub use store::{Model, ModelParts};
+pub use store::{Model, ModelParts, Opened};
 
 /// File names inside a model folder.
 pub mod files {

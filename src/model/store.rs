@@ -1,10 +1,11 @@
 //! A trained model in memory ([`Model`]) and its folder on disk.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tch::{nn, Device, Kind, Tensor};
 
+use super::adapters::PeftConfig;
 use super::config::Config;
 use super::files;
 use super::meta::{ModelMeta, Task};
@@ -46,6 +47,39 @@ impl std::fmt::Debug for Model {
             .field("meta", &self.meta)
             .field("parts", &self.parts())
             .finish()
+    }
+}
+
+/// A model folder read by [`Model::open`]: the model built from `config.json` and
+/// `lipo.json`, and the weights still to be copied into it.
+pub struct Opened {
+    /// The model, without adapters; its weights are fresh until [`Opened::finish`].
+    pub model: Model,
+    /// The adapters `lipo.json` records, taken out of the model's metadata. Take them
+    /// (`Option::take`) and attach them to [`Opened::model`] (creating their tensors and
+    /// recording them in `meta` again) before [`Opened::finish`]; a folder whose adapters
+    /// were left here does not finish, since the model would silently lack them.
+    pub adapters: Option<PeftConfig>,
+    tensors: BTreeMap<String, Tensor>,
+    dir: PathBuf,
+    head_from_file: bool,
+}
+
+impl Opened {
+    /// Copies the folder's weights into the model (adapter tensors included) and returns it.
+    pub fn finish(self) -> Result<Model> {
+        if let Some(a) = &self.adapters {
+            return Err(Error::model(
+                &self.dir,
+                format!(
+                    "lipo.json records {} adapters that were not attached before the weights were read",
+                    a.name()
+                ),
+            ));
+        }
+        self.model
+            .copy_from(&self.tensors, &self.dir, self.head_from_file)?;
+        Ok(self.model)
     }
 }
 
@@ -123,27 +157,19 @@ impl Model {
         v
     }
 
-    /// Reads a model folder. Heads are those present in the weights. A folder holding only
-    /// adapters (`adapter.json`, see [`crate::peft::save_adapter`]) loads on top of the base
-    /// model it records.
-    pub fn load(dir: &Path, device: Device) -> Result<Model> {
-        if !dir.join(files::WEIGHTS).is_file()
-            && dir.join(crate::peft::adapter_files::INFO).is_file()
-        {
-            return crate::peft::load_adapter(dir, None, device);
-        }
-        Self::load_with_parts(dir, device, None, 0)
-    }
-
-    /// Reads a model folder, building exactly `parts` (when given): weights for heads the
-    /// folder lacks are freshly initialised from `seed`, weights the folder has beyond
-    /// `parts` are ignored. This is how fine-tuning starts from a pre-trained encoder.
-    pub fn load_with_parts(
+    /// Reads a model folder into a model whose weights are not copied in yet: heads are those
+    /// present in the weights unless `parts` says which to build (weights for heads the folder
+    /// lacks are freshly initialised from `seed`, weights the folder has beyond `parts` are
+    /// ignored; this is how fine-tuning starts from a pre-trained encoder). The adapters that
+    /// `lipo.json` records are taken out of the metadata into [`Opened::adapters`]: whoever
+    /// opens the folder attaches them to [`Opened::model`] before [`Opened::finish`] reads the
+    /// weights, adapters included.
+    pub fn open(
         dir: &Path,
         device: Device,
         parts: Option<ModelParts>,
         seed: u64,
-    ) -> Result<Model> {
+    ) -> Result<Opened> {
         let (config, weights_path, tokenizer, file_meta) = super::read_folder(dir)?;
         let tensors = read_weights(&weights_path)?;
         let file_parts = ModelParts {
@@ -187,14 +213,15 @@ impl Model {
                 ..ModelMeta::default()
             };
         }
-        let peft = meta.peft.take();
-        let mut model = Model::new(config, wanted, meta, tokenizer, device, seed)?;
-        if let Some(cfg) = peft {
-            // Create the adapter tensors so that they are read from the weights below.
-            crate::peft::attach(&mut model, &cfg, seed)?;
-        }
-        model.copy_from(&tensors, dir, wanted.num_labels == file_parts.num_labels)?;
-        Ok(model)
+        let adapters = meta.peft.take();
+        let model = Model::new(config, wanted, meta, tokenizer, device, seed)?;
+        Ok(Opened {
+            model,
+            adapters,
+            tensors,
+            dir: dir.to_path_buf(),
+            head_from_file: wanted.num_labels == file_parts.num_labels,
+        })
     }
 
     fn copy_from(

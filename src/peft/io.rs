@@ -7,17 +7,16 @@
 //! contents, the base folder (when there was one) and a SHA-256 fingerprint of the frozen base
 //! tensors, so an adapter loaded on another base is refused instead of silently wrong.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
-use super::adapters::{attach, merge, trains};
+use super::adapters::trains;
 use super::PeftConfig;
 use crate::error::{Error, Result};
-use crate::model::{Model, ModelMeta, ModelParts};
+use crate::model::{Model, ModelMeta};
 
 /// File names of an adapter folder.
 pub mod files {
@@ -47,12 +46,12 @@ pub struct AdapterInfo {
 /// Tensors by name.
 type Named = Vec<(String, Tensor)>;
 
-fn is_buffer(name: &str) -> bool {
+pub(super) fn is_buffer(name: &str) -> bool {
     name.ends_with("feature_map.weight")
 }
 
 /// Splits the model's tensors into the adapter part and the frozen base part.
-fn split_tensors(model: &Model, cfg: &PeftConfig) -> (Named, Named) {
+pub(super) fn split_tensors(model: &Model, cfg: &PeftConfig) -> (Named, Named) {
     model
         .named_tensors()
         .into_iter()
@@ -60,7 +59,7 @@ fn split_tensors(model: &Model, cfg: &PeftConfig) -> (Named, Named) {
 }
 
 /// SHA-256 (hex) over `(name, shape, float32 little-endian values)` of `tensors` in name order.
-fn fingerprint(tensors: &[(String, Tensor)]) -> Result<String> {
+pub(super) fn fingerprint(tensors: &[(String, Tensor)]) -> Result<String> {
     let mut sorted: Vec<&(String, Tensor)> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut h = Sha256::new();
@@ -109,79 +108,4 @@ pub fn save_adapter(model: &Model, dir: &Path, base: Option<&Path>) -> Result<()
     Tensor::write_safetensors(&adapter, tmp.path().join(files::WEIGHTS))?;
     crate::fsutil::write_json(&tmp.path().join(files::INFO), &info)?;
     crate::fsutil::replace_dir(&tmp.keep(), dir)
-}
-
-/// Reads an adapter folder and applies it to its base model: `base` when given, else the
-/// folder recorded in `adapter.json`. A base that itself carries adapters is merged first
-/// (that is what training started from). Fails when the base's frozen tensors do not match
-/// the fingerprint the adapter was trained on.
-pub fn load_adapter(dir: &Path, base: Option<&Path>, device: Device) -> Result<Model> {
-    let info: AdapterInfo = crate::fsutil::read_json(&dir.join(files::INFO))?;
-    info.meta
-        .validate()
-        .map_err(|reason| Error::model(dir.join(files::INFO), reason))?;
-    info.peft
-        .validate()
-        .map_err(|e| Error::model(dir.join(files::INFO), e.to_string()))?;
-    let base: PathBuf = match (base, &info.base) {
-        (Some(b), _) => b.to_path_buf(),
-        (None, Some(b)) => b.clone(),
-        (None, None) => {
-            return Err(Error::model(
-                dir,
-                "the adapter was trained on randomly initialised weights, so no base folder \
-                 exists; load the run's model/ folder instead",
-            ))
-        }
-    };
-    let parts = ModelParts {
-        lm_head: false,
-        num_labels: info.num_labels,
-    };
-    let mut model = Model::load_with_parts(&base, device, Some(parts), 0)?;
-    merge(&mut model)?;
-    attach(&mut model, &info.peft, 0)?;
-    let weights = dir.join(files::WEIGHTS);
-    let stored: BTreeMap<String, Tensor> = Tensor::read_safetensors(&weights)
-        .map_err(|e| Error::model(&weights, e.to_string()))?
-        .into_iter()
-        .collect();
-    let (adapter, frozen) = split_tensors(&model, &info.peft);
-    tch::no_grad(|| -> Result<()> {
-        for (name, var) in &adapter {
-            let Some(t) = stored.get(name) else {
-                if is_buffer(name) {
-                    continue;
-                }
-                return Err(Error::model(&weights, format!("lacks {name}")));
-            };
-            if t.size() != var.size() {
-                return Err(Error::model(
-                    &weights,
-                    format!(
-                        "{name} has shape {:?}, the base model needs {:?}",
-                        t.size(),
-                        var.size()
-                    ),
-                ));
-            }
-            let mut v = var.shallow_clone();
-            v.copy_(&t.to_kind(Kind::Float).to_device(device));
-        }
-        Ok(())
-    })?;
-    let found = fingerprint(&frozen)?;
-    if found != info.base_fingerprint {
-        return Err(Error::model(
-            dir,
-            format!(
-                "was trained on another base model than {} (fingerprint {} vs {})",
-                base.display(),
-                &found[..12],
-                info.base_fingerprint.chars().take(12).collect::<String>()
-            ),
-        ));
-    }
-    model.meta = info.meta;
-    Ok(model)
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::table3::Comparison;
 use super::StudyConfig;
 use crate::data::{self, Split};
 use crate::error::{Error, Result};
@@ -14,7 +15,7 @@ use crate::fsutil;
 use crate::infer::{Predictor, PredictorOptions};
 use crate::metrics::Regression;
 use crate::model::Model;
-use crate::peft::compare::Comparison;
+use crate::peft::LoadModel;
 use crate::train::{self, FinetuneReport, FinetuneRun};
 
 /// Files of the best-model stage.

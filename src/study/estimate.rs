@@ -11,6 +11,7 @@ use super::StudyConfig;
 use crate::data::{self, TableOptions};
 use crate::error::Result;
 use crate::model::{Model, ModelParts};
+use crate::peft::LoadModel;
 use crate::tokenizer::pad_batch;
 
 /// The estimate.

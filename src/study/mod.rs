@@ -14,6 +14,10 @@ pub mod best;
 pub mod data;
 pub mod estimate;
 pub mod report;
+pub mod summary;
+pub mod table1;
+pub mod table2;
+pub mod table3;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,16 +26,16 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use crate::error::{Error, Result};
-use crate::experiments::table1::{self, domain_mlm_defaults, Table1Config, Table1Report};
-use crate::experiments::table2::{self, Table2Config, Table2Report};
 use crate::fsutil;
 use crate::mlm::MlmConfig;
 use crate::model::{Config, Task};
-use crate::peft::compare::{self, CompareConfig, Comparison, Runner};
 use crate::peft::LoraConfig;
 use crate::progress::{Event, Monitor};
 use crate::selection::ScoreConfig;
 use crate::train::{self, Binarize, FinetuneConfig, FinetuneRun, InitFrom};
+use table1::{domain_mlm_defaults, Table1Config, Table1Report};
+use table2::{Table2Config, Table2Report};
+use table3::{CompareConfig, Comparison, Runner};
 
 /// Files and folders of a study folder.
 pub mod files {
@@ -457,7 +461,7 @@ pub fn run(
             est_of(name),
             prior(name),
             monitor,
-            |_| compare::compare(&c, &out.join(name), runner),
+            |_| table3::compare(&c, &out.join(name), runner),
         )?;
         t3.push(r);
         timings.push(t);

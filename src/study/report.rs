@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use super::estimate::human_seconds;
-use super::{files, StudyReport};
+use super::table3;
+use super::{files, StudyConfig, StudyReport};
 use crate::error::{Error, Result};
-use crate::peft::compare;
 
 /// Writes `report.md` and `report.html` into `out` (the study folder).
 pub fn write(r: &StudyReport, out: &Path) -> Result<()> {
@@ -31,8 +31,20 @@ fn sha_line(path: &Path) -> String {
 
 /// The report as markdown.
 pub fn markdown(r: &StudyReport, out: &Path) -> String {
-    let c = &r.config;
     let mut s = String::from("# lipo study report\n\n");
+    intro(&mut s, &r.config);
+    reading_section(&mut s, r);
+    table1_section(&mut s, r, out);
+    table2_section(&mut s, r, out);
+    table3_sections(&mut s, r, out);
+    best_section(&mut s, r, out);
+    timing_section(&mut s, r);
+    reproduce_section(&mut s, r, out);
+    s
+}
+
+/// The protocol in one paragraph, and the warning of a `--quick` study.
+fn intro(s: &mut String, c: &StudyConfig) {
     s.push_str(
         "Fine-tuning MoLFormer on lipophilicity (MoleculeNet Lipophilicity, logD at pH 7.4): \
          the study's Tables 1–3 reproduced with lipo under one protocol (seeded 80/20 \
@@ -53,13 +65,20 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
                 .unwrap_or_else(|| "the preset".into())
         ));
     }
+}
 
+/// What each table says ([`readings`]) as a list.
+fn reading_section(s: &mut String, r: &StudyReport) {
     s.push_str("## Reading\n\n");
     for line in readings(r) {
         s.push_str(&format!("- {line}\n"));
     }
     s.push('\n');
+}
 
+/// Table 1 with the domain-MLM accuracy and its figures.
+fn table1_section(s: &mut String, r: &StudyReport, out: &Path) {
+    let c = &r.config;
     s.push_str("## Table 1: fine-tuning from random, pre-trained and domain-MLM weights\n\n");
     s.push_str(&r.table1.markdown);
     s.push_str(&format!(
@@ -72,7 +91,7 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
             .join(", ")
     ));
     figure(
-        &mut s,
+        s,
         out,
         "table1/table1_train_loss.png",
         "Training loss without vs with domain MLM (mean over seeds)",
@@ -84,13 +103,16 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
         ("domain-finetune", "pre-trained + domain MLM"),
     ] {
         figure(
-            &mut s,
+            s,
             out,
             &format!("table1/seed{seed}/{row}/loss.png"),
             &format!("Train vs validation loss, {what}, seed {seed}"),
         );
     }
+}
 
+/// Table 2 with its figures.
+fn table2_section(s: &mut String, r: &StudyReport, out: &Path) {
     s.push_str("## Table 2: influence-based selection of external data\n\n");
     s.push_str(&r.table2.markdown);
     s.push('\n');
@@ -112,9 +134,12 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
             "Training loss per epoch of every row",
         ),
     ] {
-        figure(&mut s, out, &format!("table2/{f}"), cap);
+        figure(s, out, &format!("table2/{f}"), cap);
     }
+}
 
+/// Tables 3a (regression) and 3b (classification) with their figures.
+fn table3_sections(s: &mut String, r: &StudyReport, out: &Path) {
     for (title, cmp, dir) in [
         (
             "Table 3a: parameter-efficient fine-tuning, Lipophilicity regression",
@@ -128,7 +153,7 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
         ),
     ] {
         s.push_str(&format!("## {title}\n\n"));
-        s.push_str(&compare::markdown(cmp));
+        s.push_str(&table3::markdown(cmp));
         s.push('\n');
         if dir == "table3-regression" {
             s.push_str(
@@ -145,10 +170,13 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
             ("eval_steps_per_second.png", "Evaluation steps per second"),
             ("eval_runtime.png", "Evaluation runtime"),
         ] {
-            figure(&mut s, out, &format!("{dir}/{f}"), &format!("{title}: {cap}"));
+            figure(s, out, &format!("{dir}/{f}"), &format!("{title}: {cap}"));
         }
     }
+}
 
+/// The best model, its test metrics and the ONNX check.
+fn best_section(s: &mut String, r: &StudyReport, out: &Path) {
     let b = &r.best;
     s.push_str("## Best model\n\n");
     s.push_str(&format!(
@@ -181,13 +209,16 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
         b.tolerance
     ));
     figure(
-        &mut s,
+        s,
         out,
         "best-model/parity.png",
         "Predicted vs measured (test split)",
     );
-    figure(&mut s, out, "best-model/residuals.png", "Test residuals");
+    figure(s, out, "best-model/residuals.png", "Test residuals");
+}
 
+/// Estimated and measured time of every stage.
+fn timing_section(s: &mut String, r: &StudyReport) {
     s.push_str("## Timing\n\n| stage | estimated | measured | |\n|---|---|---|---|\n");
     let mut total = 0.0;
     for t in &r.timings {
@@ -211,7 +242,11 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
         human_seconds(total),
         r.estimate.train_mols_per_s
     ));
+}
 
+/// The command, the config that repeats it, and the inputs' fingerprints.
+fn reproduce_section(s: &mut String, r: &StudyReport, out: &Path) {
+    let c = &r.config;
     s.push_str("## Reproduce\n\n");
     s.push_str(&format!("This report: `{}`\n\n", r.command));
     s.push_str(&format!(
@@ -232,7 +267,6 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
         "- every run folder holds its resolved configuration (`run.json`, \
          `table1_config.json`, `table2_config.json`, `stage.json`) and re-runs with `--config`\n",
     );
-    s
 }
 
 /// What each table says, from the numbers.

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::model::{Model, ModelMeta, ModelParts};
 use crate::optim::{Adam, AdamConfig};
-use crate::peft::{self, ParameterCounts};
+use crate::peft::{self, LoadModel, ParameterCounts};
 use crate::progress::{Event, Monitor};
 use crate::tokenizer::SmilesTokenizer;
 

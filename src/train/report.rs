@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::fsutil;
 use crate::metrics::{Classification, Regression};
 use crate::model::{Model, Task};
-use crate::peft::{self, ParameterCounts, PeftConfig};
+use crate::peft::{self, LoadModel, ParameterCounts, PeftConfig};
 use crate::predict;
 
 use super::epochs::Training;

@@ -125,76 +125,19 @@ pub fn table1_in(
     let mut accs = vec![];
     for &seed in &cfg.seeds {
         let dir = out.join(format!("seed{seed}"));
-        let ft = FinetuneConfig {
-            seed,
-            ..cfg.finetune.clone()
-        };
-        let run = |init: InitFrom| FinetuneRun {
-            data: cfg.data.clone(),
-            extra: None,
-            table: cfg.table.clone(),
-            init,
-            train: ft.clone(),
-        };
-        let say = |m: &mut dyn Monitor, what: &str| {
-            m.event(&Event::Message {
-                text: format!("table 1, seed {seed}: {what}"),
-            })
-        };
-
-        say(monitor, "random init");
-        let r: FinetuneReport = train::finetune(
-            &run(InitFrom::Random(Box::new(cfg.random_arch.clone()))),
-            device,
-            &dir.join("random"),
-            monitor,
-        )?;
-        random.push(r.test);
-        floor.push(r.test_mean_predictor);
-
-        say(monitor, "pre-trained");
-        let a = train::finetune(
-            &run(InitFrom::Model(cfg.pretrained.clone())),
-            device,
-            &dir.join("pretrained"),
-            monitor,
-        )?;
-        pre.push(a.test);
-
-        say(monitor, "domain MLM on the training SMILES");
-        let split = Split::new(data.records.len(), seed, ft.test_frac, ft.valid_frac)?;
-        let corpus = dir.join("domain_corpus.csv");
-        write_train_corpus(&corpus, &data, &split)?;
-        let mlm_run = MlmRun {
-            corpus,
-            table: TableOptions::default(),
-            exclude: vec![],
-            init: InitFrom::Model(cfg.pretrained.clone()),
-            mlm: MlmConfig {
-                seed,
-                ..cfg.domain_mlm.clone()
-            },
-        };
-        let mlm_dir = dir.join("domain-mlm");
-        let ft_run = run(InitFrom::Model(mlm_dir.join(mlm::files::MODEL)));
-        let ft_dir = dir.join("domain-finetune");
-        // When the fine-tune after domain MLM is finished, the MLM model is not needed again:
-        // its record suffices (its weights may not have been kept).
-        let m = match (
-            train::finished_record(&ft_run, &ft_dir)?,
-            mlm::finished_record(&mlm_run, &mlm_dir)?,
-        ) {
-            (Some(_), Some(m)) => m,
-            _ => mlm::mlm(&mlm_run, device, &mlm_dir, monitor)?,
-        };
-        accs.push(m.valid_accuracy);
-
-        say(monitor, "fine-tuning after domain MLM");
-        let b = train::finetune(&ft_run, device, &ft_dir, monitor)?;
-        domain.push(b.test);
+        let runs = run_seed(cfg, seed, &data, &dir, device, monitor)?;
+        random.push(runs.random.test);
+        floor.push(runs.random.test_mean_predictor);
+        pre.push(runs.pretrained.test);
+        accs.push(runs.mlm_accuracy);
+        domain.push(runs.domain.test);
         curves.push((
-            a.history.iter().map(|h| h.train_loss).collect(),
-            b.history.iter().map(|h| h.train_loss).collect(),
+            runs.pretrained
+                .history
+                .iter()
+                .map(|h| h.train_loss)
+                .collect(),
+            runs.domain.history.iter().map(|h| h.train_loss).collect(),
         ));
     }
 
@@ -219,6 +162,115 @@ pub fn table1_in(
     fsutil::write_atomic(&summary.join("table1.md"), report.markdown.as_bytes())?;
     fsutil::write_json(&summary.join("table1.json"), &report)?;
     Ok(report)
+}
+
+/// The fine-tunes of one seed (from random, pre-trained and domain-MLM weights) and the
+/// domain MLM's held-out masked-token accuracy.
+struct SeedRuns {
+    random: FinetuneReport,
+    pretrained: FinetuneReport,
+    domain: FinetuneReport,
+    mlm_accuracy: f64,
+}
+
+/// Runs (or reuses) the runs of one seed under `dir`.
+fn run_seed(
+    cfg: &Table1Config,
+    seed: u64,
+    data: &data::Dataset,
+    dir: &Path,
+    device: Device,
+    monitor: &mut dyn Monitor,
+) -> Result<SeedRuns> {
+    let ft = FinetuneConfig {
+        seed,
+        ..cfg.finetune.clone()
+    };
+    let run = |init: InitFrom| FinetuneRun {
+        data: cfg.data.clone(),
+        extra: None,
+        table: cfg.table.clone(),
+        init,
+        train: ft.clone(),
+    };
+
+    say(monitor, seed, "random init");
+    let random: FinetuneReport = train::finetune(
+        &run(InitFrom::Random(Box::new(cfg.random_arch.clone()))),
+        device,
+        &dir.join("random"),
+        monitor,
+    )?;
+
+    say(monitor, seed, "pre-trained");
+    let pretrained = train::finetune(
+        &run(InitFrom::Model(cfg.pretrained.clone())),
+        device,
+        &dir.join("pretrained"),
+        monitor,
+    )?;
+
+    say(monitor, seed, "domain MLM on the training SMILES");
+    let ft_run = run(InitFrom::Model(
+        dir.join("domain-mlm").join(mlm::files::MODEL),
+    ));
+    let ft_dir = dir.join("domain-finetune");
+    let mlm_accuracy = domain_mlm(cfg, data, dir, &ft_run, &ft_dir, device, monitor)?;
+
+    say(monitor, seed, "fine-tuning after domain MLM");
+    let domain = train::finetune(&ft_run, device, &ft_dir, monitor)?;
+    Ok(SeedRuns {
+        random,
+        pretrained,
+        domain,
+        mlm_accuracy,
+    })
+}
+
+/// Domain MLM of the pre-trained model on the training SMILES of `ft_run`'s seed, in
+/// `dir/domain-mlm`; returns its held-out masked-token accuracy. When the fine-tune after
+/// it (`ft_run` in `ft_dir`) is finished, the MLM model is not needed again: its record
+/// suffices (its weights may not have been kept).
+fn domain_mlm(
+    cfg: &Table1Config,
+    data: &data::Dataset,
+    dir: &Path,
+    ft_run: &FinetuneRun,
+    ft_dir: &Path,
+    device: Device,
+    monitor: &mut dyn Monitor,
+) -> Result<f64> {
+    let ft = &ft_run.train;
+    let seed = ft.seed;
+    let split = Split::new(data.records.len(), seed, ft.test_frac, ft.valid_frac)?;
+    let corpus = dir.join("domain_corpus.csv");
+    write_train_corpus(&corpus, data, &split)?;
+    let mlm_run = MlmRun {
+        corpus,
+        table: TableOptions::default(),
+        exclude: vec![],
+        init: InitFrom::Model(cfg.pretrained.clone()),
+        mlm: MlmConfig {
+            seed,
+            ..cfg.domain_mlm.clone()
+        },
+    };
+    let mlm_dir = dir.join("domain-mlm");
+    let m = match (
+        train::finished_record(ft_run, ft_dir)?,
+        mlm::finished_record(&mlm_run, &mlm_dir)?,
+    ) {
+        (Some(_), Some(m)) => m,
+        _ => mlm::mlm(&mlm_run, device, &mlm_dir, monitor)?,
+    };
+    Ok(m.valid_accuracy)
+}
+
+/// Tells `m` what Table 1 does now for `seed`.
+fn say(m: &mut dyn Monitor, seed: u64, what: &str) {
+    m.event(&Event::Message {
+        text: format!("table 1, seed {seed}: {what}"),
+    });
 }
 
 /// Training losses per epoch without and with domain MLM, for one seed.

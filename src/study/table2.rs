@@ -22,6 +22,7 @@ use crate::data::{self, Split, TableOptions};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::model::Model;
+use crate::peft::LoadModel;
 use crate::plot::Series;
 use crate::progress::{Event, Monitor};
 use crate::selection::{self, ScoreConfig, ScoreReport, Selection};
@@ -249,6 +250,47 @@ pub fn table2_in(
     summary: &Path,
     monitor: &mut dyn Monitor,
 ) -> Result<Table2Report> {
+    check(cfg)?;
+    for d in [out, summary] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    fsutil::write_json(&summary.join(files::CONFIG), cfg)?;
+    let mut reports: Vec<Vec<FinetuneReport>> = vec![vec![]; 5];
+    let mut details = Vec::new();
+    let mut first_scores: Option<ScoreReport> = None;
+    for &seed in &cfg.seeds {
+        let dir = out.join(format!("seed{seed}"));
+        let (detail, scores) = run_seed(cfg, seed, device, &dir, &mut reports, monitor)?;
+        details.push(detail);
+        if first_scores.is_none() {
+            first_scores = Some(scores);
+        }
+    }
+
+    let labels: Vec<String> = std::iter::once("no external data".to_string())
+        .chain(cfg.selections(0).into_iter().map(|(_, l, _)| l))
+        .collect();
+    let rows = rows_of(&labels, &reports);
+    let (influence_beats_random, readings) = readings_of(&rows);
+    let first = first_scores.expect("at least one seed");
+    fsutil::write_json(&summary.join("table2_first_seed_scores.json"), &first.rows)?;
+    plot_first_seed(summary, &first)?;
+    plot_curves(summary, &labels, &reports)?;
+    let markdown = markdown(cfg, &rows, &readings, &details);
+    let report = Table2Report {
+        rows,
+        readings,
+        influence_beats_random,
+        seeds: details,
+        markdown,
+    };
+    fsutil::write_atomic(&summary.join(files::TABLE_MD), report.markdown.as_bytes())?;
+    fsutil::write_json(&summary.join(files::TABLE_JSON), &report)?;
+    Ok(report)
+}
+
+/// Refuses settings Table 2 cannot run: no seeds, a fraction outside (0, 1], a missing table.
+fn check(cfg: &Table2Config) -> Result<()> {
     if cfg.seeds.is_empty() {
         return Err(Error::param("--seeds", "give at least one seed"));
     }
@@ -266,109 +308,144 @@ pub fn table2_in(
             ));
         }
     }
-    for d in [out, summary] {
-        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-    }
-    fsutil::write_json(&summary.join(files::CONFIG), cfg)?;
-    let mut reports: Vec<Vec<FinetuneReport>> = vec![vec![]; 5];
-    let mut details = Vec::new();
-    let mut first_scores: Option<ScoreReport> = None;
-    for &seed in &cfg.seeds {
-        let dir = out.join(format!("seed{seed}"));
-        let run = |extra: Option<ExtraTable>| cfg.run(seed, extra);
-        let say = |m: &mut dyn Monitor, what: &str| {
-            m.event(&Event::Message {
-                text: format!("table 2, seed {seed}: {what}"),
-            })
-        };
-        say(monitor, "fine-tuning without external data");
-        let base_dir = dir.join("none");
-        reports[0].push(train::finetune(&run(None), device, &base_dir, monitor)?);
+    Ok(())
+}
 
+/// One seed of Table 2 under `dir`: the run without external data, the influence scores of
+/// the external molecules and a run per selection, whose reports join `reports` (one list
+/// per row). Returns what the seed did and its scores.
+fn run_seed(
+    cfg: &Table2Config,
+    seed: u64,
+    device: Device,
+    dir: &Path,
+    reports: &mut [Vec<FinetuneReport>],
+    monitor: &mut dyn Monitor,
+) -> Result<(SeedDetail, ScoreReport)> {
+    say(monitor, seed, "fine-tuning without external data");
+    let base_dir = dir.join("none");
+    reports[0].push(train::finetune(
+        &cfg.run(seed, None),
+        device,
+        &base_dir,
+        monitor,
+    )?);
+
+    say(
+        monitor,
+        seed,
+        "influence scores of the external molecules (LiSSA)",
+    );
+    let score = ScoreConfig {
+        lissa: crate::influence::LissaConfig {
+            seed,
+            ..cfg.score.lissa.clone()
+        },
+        ..cfg.score.clone()
+    };
+    let scores = score_run(
+        &base_dir,
+        &cfg.table,
+        &cfg.external,
+        &cfg.external_table,
+        &score,
+        device,
+        &dir.join("influence"),
+    )?;
+    say(
+        monitor,
+        seed,
+        &format!(
+            "{} molecules scored in {:.1} s; inverse HVP {}",
+            scores.rows.len(),
+            scores.seconds,
+            if scores.converged {
+                "converged"
+            } else {
+                "did not converge"
+            }
+        ),
+    );
+    let added = finetune_selections(cfg, seed, device, dir, &scores, reports, monitor)?;
+    let detail = SeedDetail {
+        seed,
+        influence_parameters: scores.parameters,
+        converged: scores.converged,
+        scoring_seconds: scores.seconds,
+        helpful: scores.rows.iter().filter(|r| r.helpfulness > 0.0).count(),
+        scored: scores.rows.len(),
+        duplicates: scores.duplicates.clone(),
+        added,
+    };
+    Ok((detail, scores))
+}
+
+/// The runs of one seed on train + each selection of the scored external rows; their
+/// reports join `reports[1..]`. Returns per row the external rows training used.
+fn finetune_selections(
+    cfg: &Table2Config,
+    seed: u64,
+    device: Device,
+    dir: &Path,
+    scores: &ScoreReport,
+    reports: &mut [Vec<FinetuneReport>],
+    monitor: &mut dyn Monitor,
+) -> Result<Vec<(String, usize)>> {
+    let mut added = Vec::new();
+    for (i, (name, label, how)) in cfg.selections(seed).into_iter().enumerate() {
+        let chosen = selection::select(&scores.rows, &how)?;
+        let path = dir.join(format!("selected_{name}.csv"));
+        selection::write_selected(&path, &scores.rows, &chosen)?;
         say(
             monitor,
-            "influence scores of the external molecules (LiSSA)",
+            seed,
+            &format!("fine-tuning with {label} ({} molecules)", chosen.len()),
         );
-        let score = ScoreConfig {
-            lissa: crate::influence::LissaConfig {
+        let r = train::finetune(
+            &cfg.run(
                 seed,
-                ..cfg.score.lissa.clone()
-            },
-            ..cfg.score.clone()
-        };
-        let scores = score_run(
-            &base_dir,
-            &cfg.table,
-            &cfg.external,
-            &cfg.external_table,
-            &score,
-            device,
-            &dir.join("influence"),
-        )?;
-        say(
-            monitor,
-            &format!(
-                "{} molecules scored in {:.1} s; inverse HVP {}",
-                scores.rows.len(),
-                scores.seconds,
-                if scores.converged {
-                    "converged"
-                } else {
-                    "did not converge"
-                }
-            ),
-        );
-        let mut added = Vec::new();
-        for (i, (name, label, how)) in cfg.selections(seed).into_iter().enumerate() {
-            let chosen = selection::select(&scores.rows, &how)?;
-            let path = dir.join(format!("selected_{name}.csv"));
-            selection::write_selected(&path, &scores.rows, &chosen)?;
-            say(
-                monitor,
-                &format!("fine-tuning with {label} ({} molecules)", chosen.len()),
-            );
-            let r = train::finetune(
-                &run(Some(ExtraTable {
+                Some(ExtraTable {
                     path,
                     table: TableOptions::default(),
-                })),
-                device,
-                &dir.join(name),
-                monitor,
-            )?;
-            added.push((
-                name.to_string(),
-                r.extra.as_ref().map(|x| x.used).unwrap_or(0),
-            ));
-            reports[i + 1].push(r);
-        }
-        details.push(SeedDetail {
-            seed,
-            influence_parameters: scores.parameters,
-            converged: scores.converged,
-            scoring_seconds: scores.seconds,
-            helpful: scores.rows.iter().filter(|r| r.helpfulness > 0.0).count(),
-            scored: scores.rows.len(),
-            duplicates: scores.duplicates.clone(),
-            added,
-        });
-        if first_scores.is_none() {
-            first_scores = Some(scores);
-        }
+                }),
+            ),
+            device,
+            &dir.join(name),
+            monitor,
+        )?;
+        added.push((
+            name.to_string(),
+            r.extra.as_ref().map(|x| x.used).unwrap_or(0),
+        ));
+        reports[i + 1].push(r);
     }
+    Ok(added)
+}
 
-    let labels: Vec<String> = std::iter::once("no external data".to_string())
-        .chain(cfg.selections(0).into_iter().map(|(_, l, _)| l))
-        .collect();
+/// Tells `m` what Table 2 does now for `seed`.
+fn say(m: &mut dyn Monitor, seed: u64, what: &str) {
+    m.event(&Event::Message {
+        text: format!("table 2, seed {seed}: {what}"),
+    });
+}
+
+/// The table's rows: one per selection (test metrics over seeds) and the mean predictor.
+fn rows_of(labels: &[String], reports: &[Vec<FinetuneReport>]) -> Vec<RegressionRow> {
     let mut rows: Vec<RegressionRow> = labels
         .iter()
-        .zip(&reports)
+        .zip(reports)
         .map(|(l, rs)| RegressionRow::new(l.clone(), rs.iter().map(|r| r.test).collect()))
         .collect();
     rows.push(RegressionRow::new(
         "mean predictor",
         reports[0].iter().map(|r| r.test_mean_predictor).collect(),
     ));
+    rows
+}
+
+/// Whether influence selection beats random selection (`None` for one seed), and the
+/// readings of the table: that verdict and the comparisons of the rows.
+fn readings_of(rows: &[RegressionRow]) -> (Option<bool>, Vec<String>) {
     let (none, all, random, top, bottom) = (&rows[0], &rows[1], &rows[2], &rows[3], &rows[4]);
     let influence_beats_random = (top.rmse.n > 1)
         .then(|| top.rmse.mean < random.rmse.mean && top.rmse.clearly_differs(&random.rmse));
@@ -393,21 +470,7 @@ pub fn table2_in(
         compare_rmse(top, bottom),
         compare_rmse(none, top),
     ];
-    let first = first_scores.expect("at least one seed");
-    fsutil::write_json(&summary.join("table2_first_seed_scores.json"), &first.rows)?;
-    plot_first_seed(summary, &first)?;
-    plot_curves(summary, &labels, &reports)?;
-    let markdown = markdown(cfg, &rows, &readings, &details);
-    let report = Table2Report {
-        rows,
-        readings,
-        influence_beats_random,
-        seeds: details,
-        markdown,
-    };
-    fsutil::write_atomic(&summary.join(files::TABLE_MD), report.markdown.as_bytes())?;
-    fsutil::write_json(&summary.join(files::TABLE_JSON), &report)?;
-    Ok(report)
+    (influence_beats_random, readings)
 }
 
 fn markdown(

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use super::{parameter_counts, LoraConfig, ParameterCounts, PeftConfig};
+use super::summary::Spread;
 use crate::data::TableOptions;
 use crate::error::{Error, Result};
-use crate::experiments::summary::Spread;
 use crate::model::{Config, Model, ModelMeta, ModelParts, Task};
+use crate::peft::{parameter_counts, LoraConfig, ParameterCounts, PeftConfig};
 use crate::plot::Series;
 use crate::tokenizer::SmilesTokenizer;
 use crate::train::{Binarize, FinetuneConfig, FinetuneReport, FinetuneRun, InitFrom};
@@ -590,8 +590,8 @@ pub fn xl_counts(lora: &LoraConfig) -> Result<Vec<(String, ParameterCounts)>> {
                 out.push(("full".into(), parameter_counts(&model)));
             }
             Some(p) => {
-                out.push((p.name().into(), super::apply(&mut model, p, 0)?));
-                super::merge(&mut model)?;
+                out.push((p.name().into(), crate::peft::apply(&mut model, p, 0)?));
+                crate::peft::merge(&mut model)?;
             }
         }
     }
