@@ -15,7 +15,10 @@
 //! OpenSMILES grammar says (`branched_atom ::= atom ringbond* branch*`); `C(C)1CC1` is an
 //! error.
 
+mod bracket;
+mod closure;
 mod key;
+mod message;
 mod parse;
 mod ring;
 mod write;
