@@ -19,7 +19,7 @@ if [ ! -f "$work/bundle.lipo/model.onnx" ]; then
   python3 -c "
 import random
 random.seed(1)
-frags = ['C', 'O', 'N', 'c1ccccc1', 'Cl', 'C(=O)', 'CC']
+frags = ['C', 'O', 'N', 'c1ccccc1', 'C(Cl)', 'C(=O)', 'CC']
 print('smiles,exp')
 for i in range(64):
     s = ''.join(random.choice(frags) for _ in range(random.randint(2, 5)))

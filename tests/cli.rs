@@ -11,7 +11,7 @@ fn lipo() -> Command {
 
 fn write_table(path: &std::path::Path) {
     let mut s = String::from("id,smiles,logD\n");
-    let frags = ["C", "O", "N", "c1ccccc1", "Cl", "C(=O)", "CC"];
+    let frags = ["C", "O", "N", "c1ccccc1", "C(Cl)", "C(=O)", "CC"];
     let mut rng = lipo::rng::SplitMix64::new(5);
     for i in 0..50 {
         let mut smi = String::new();

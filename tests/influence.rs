@@ -12,7 +12,7 @@ mod common;
 use common::lock;
 
 fn toy(n: usize, seed: u64) -> (Vec<String>, Vec<f64>) {
-    let frags = ["C", "O", "N", "c1ccccc1", "Cl", "C(=O)", "CC", "F"];
+    let frags = ["C", "O", "N", "c1ccccc1", "C(Cl)", "C(=O)", "CC", "C(F)"];
     let mut rng = lipo::rng::SplitMix64::new(seed);
     (0..n)
         .map(|_| {
@@ -23,7 +23,7 @@ fn toy(n: usize, seed: u64) -> (Vec<String>, Vec<f64>) {
                 smi.push_str(f);
                 y += match f {
                     "c1ccccc1" => 1.0,
-                    "Cl" | "F" => 0.5,
+                    "C(Cl)" | "C(F)" => 0.5,
                     "O" | "N" => -0.6,
                     _ => 0.1,
                 } + (rng.next_f64() - 0.5) * 0.2;

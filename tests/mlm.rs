@@ -20,9 +20,9 @@ fn write_corpus(path: &std::path::Path, n: usize) {
         "O",
         "N",
         "C(=O)O",
-        "Cl",
-        "C(F)(F)F",
-        "n1ccccc1",
+        "C(Cl)",
+        "C(F)(F)",
+        "c1ccncc1",
         "S(=O)(=O)N",
     ];
     let mut rng = lipo::rng::SplitMix64::new(42);

@@ -12,7 +12,7 @@ use lipo::train::{self, FinetuneReport, FinetuneRun};
 use tch::Device;
 
 fn write_external(path: &Path, n: usize) {
-    let frags = ["CC", "N", "Br", "O", "C(=O)N", "S"];
+    let frags = ["CC", "N", "C(Br)", "O", "C(=O)N", "S"];
     let mut rng = lipo::rng::SplitMix64::new(5);
     let mut s = String::from("SMILES,Label\n");
     for _ in 0..n {

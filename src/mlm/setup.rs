@@ -9,8 +9,8 @@ use super::{files, MlmConfig, MlmReport, MlmRun};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::model::{Model, ModelMeta, ModelParts, Task};
-use crate::peft::LoadModel;
 use crate::optim::{Adam, AdamConfig};
+use crate::peft::LoadModel;
 use crate::tokenizer::SmilesTokenizer;
 use crate::train::InitFrom;
 

@@ -3,8 +3,10 @@
 //! for augmentation.
 //!
 //! - [`check`] / [`Molecule::parse`]: the grammar of OpenSMILES (organic-subset and bracket
-//!   atoms, bonds, branches, ring closures, dots) plus one semantic rule, that aromatic atoms
-//!   lie in a ring. Errors name the offending character and its 1-based position.
+//!   atoms, bonds, branches, ring closures, dots), that aromatic atoms lie in a ring, and the
+//!   chemistry RDKit's sanitization checks: allowed valences and a Kekulé structure for
+//!   aromatic rings (`valence.rs`, `kekule.rs`). Errors name the offending character or atom
+//!   and its 1-based position. [`Molecule::hydrogen_count`] gives each atom's hydrogens.
 //! - [`Molecule::graph_key`] / [`graph_key`]: a Weisfeiler–Lehman hash of the graph that does
 //!   not depend on atom order, branch layout, ring numbers, hydrogen notation or stereo.
 //! - [`Molecule::random_smiles`]: the same molecule written from a random atom with
@@ -17,10 +19,12 @@
 
 mod bracket;
 mod closure;
+mod kekule;
 mod key;
 mod message;
 mod parse;
 mod ring;
+mod valence;
 mod write;
 
 #[cfg(test)]
@@ -221,12 +225,16 @@ pub struct Molecule {
     /// A `.` inside a branch (`C(.C)C`): valid, but the random writer declines it, as the
     /// writer it replaces did.
     dot_in_branch: bool,
+    /// Implicit hydrogens of each atom (see `valence.rs`).
+    implicit_h: Vec<u8>,
 }
 
 impl Molecule {
     /// Parses and checks `smiles` (see the module documentation for the rules).
     pub fn parse(smiles: &str) -> Result<Molecule, SmilesError> {
-        parse::parse(smiles)
+        let mut molecule = parse::parse(smiles)?;
+        molecule.implicit_h = valence::check(&molecule)?;
+        Ok(molecule)
     }
 
     /// The SMILES this molecule was read from.
@@ -264,5 +272,23 @@ impl Molecule {
     /// Whether atom `atom` lies in a ring (has a bond that lies in a ring).
     pub fn atom_in_ring(&self, atom: usize) -> bool {
         self.atom_bonds(atom).iter().any(|&b| self.in_ring[b])
+    }
+}
+
+impl Molecule {
+    /// The implicit hydrogens of atom `atom`: those of an organic-subset atom (`C`, `c`, `N`,
+    /// …) that the SMILES leaves unwritten, counted as RDKit does (see the `valence` module
+    /// documentation: the lowest allowed valence at or above the explicit valence, minus the
+    /// explicit valence; for aromatic atoms the count of the Kekulé structure). 0 for bracket
+    /// atoms, whose hydrogens are written, and for `*`.
+    pub fn implicit_hydrogens(&self, atom: usize) -> u8 {
+        self.implicit_h[atom]
+    }
+
+    /// All hydrogens attached to atom `atom`: the bracket count (`[nH]` 1, `[CH2]` 2) or the
+    /// implicit hydrogens of an organic-subset atom. Hydrogen atoms written as atoms of their
+    /// own (`[H]C`) are atoms, not counted here.
+    pub fn hydrogen_count(&self, atom: usize) -> u8 {
+        self.atoms[atom].hydrogens.unwrap_or(0) + self.implicit_h[atom]
     }
 }

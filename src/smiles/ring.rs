@@ -37,6 +37,7 @@ impl Molecule {
             adjacency,
             in_ring: vec![],
             dot_in_branch,
+            implicit_h: Vec::new(),
         };
         m.in_ring = m.ring_bonds();
         m

@@ -12,7 +12,7 @@ pub fn lock() -> std::sync::MutexGuard<'static, ()> {
 /// Writes `n` labelled molecules whose label is a simple function of composition.
 pub fn write_toy_table(path: &std::path::Path, n: usize) {
     let frags = [
-        "C", "O", "N", "c1ccccc1", "Cl", "F", "C(=O)", "CC", "S", "Br",
+        "C", "O", "N", "c1ccccc1", "C(Cl)", "C(F)", "C(=O)", "CC", "S", "C(Br)",
     ];
     let mut s = String::from("smiles,exp\n");
     let mut rng = lipo::rng::SplitMix64::new(11);
@@ -25,7 +25,7 @@ pub fn write_toy_table(path: &std::path::Path, n: usize) {
             smi.push_str(f);
             y += match f {
                 "c1ccccc1" => 1.5,
-                "Cl" | "Br" => 0.8,
+                "C(Cl)" | "C(Br)" => 0.8,
                 "O" | "N" => -0.7,
                 _ => 0.2,
             };

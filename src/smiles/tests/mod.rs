@@ -1,9 +1,11 @@
 //! Tests of the SMILES reader: the grammar (`grammar`), the graph key (`key`), the random
-//! writer (`writer`), hostile and random inputs and the reference data (`robustness`).
+//! writer (`writer`), valences and Kekulé structures (`valence`), hostile and random inputs
+//! and the reference data (`robustness`).
 
 mod grammar;
 mod key;
 mod robustness;
+mod valence;
 mod writer;
 
 use super::*;

@@ -168,10 +168,10 @@ fn declines_what_it_cannot_rewrite_without_drawing() {
 }
 
 /// A wheel: a hub atom bonded to every atom of a ring of `rim` atoms, written with few
-/// ring numbers open (`C(C91)(C12)(C21)…(C19)`); any depth-first writing of it needs about
+/// ring numbers open (`*(C91)(C12)(C21)…(C19)`); any depth-first writing of it needs about
 /// `rim / 2` or more ring closures open at once.
 pub(crate) fn wheel(rim: usize) -> String {
-    let mut s = String::from("C(C91)");
+    let mut s = String::from("*(C91)");
     for k in 1..rim {
         let (close, open) = if k % 2 == 1 { ('1', '2') } else { ('2', '1') };
         s.push_str("(C");
