@@ -1,8 +1,6 @@
 //! Labelled and unlabelled SMILES tables (CSV, TSV, optionally gzip-compressed), validation of
 //! every row with file:line errors, and the protocol's seeded train/validation/test split.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -63,30 +61,7 @@ pub struct TableOptions {
 
 const LABEL_NAMES: [&str; 7] = ["exp", "label", "y", "logd", "logd7.4", "target", "value"];
 
-/// Opens a file, decompressing `.gz`.
-pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn BufRead>> {
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let r: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(f))
-    } else {
-        Box::new(f)
-    };
-    Ok(Box::new(BufReader::with_capacity(1 << 16, r)))
-}
-
-/// The field delimiter of a file: tab for `.tsv`/`.tab`/`.smi` (also under `.gz`), else comma.
-pub fn delimiter_for(path: &Path) -> u8 {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    let name = name.strip_suffix(".gz").unwrap_or(&name);
-    if name.ends_with(".tsv") || name.ends_with(".tab") {
-        b'\t'
-    } else {
-        b','
-    }
-}
+pub use crate::smiles_stream::{delimiter_for, open_maybe_gz};
 
 /// Reads a table of SMILES and, when `labelled`, numeric labels. Every SMILES is checked and
 /// tokenized; a bad row (including a row with more fields than the header) is an error
@@ -314,8 +289,10 @@ mod tests {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d.tsv.gz");
-        let mut gz =
-            flate2::write::GzEncoder::new(File::create(&p).unwrap(), flate2::Compression::fast());
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&p).unwrap(),
+            flate2::Compression::fast(),
+        );
         gz.write_all(b"id\tmol\tlogD\n1\tc1ccccc1\t2.5\n2\tCl\\C=C/Cl\t1.5")
             .unwrap();
         gz.finish().unwrap();

@@ -3,8 +3,12 @@
 //! Fine-tunes MoLFormer chemical language models to predict lipophilicity (logD at pH 7.4)
 //! from SMILES, and serves trained models.
 //!
-//! The modules follow the pipeline: [`data`] → [`tokenizer`] → [`model`] → [`train`] →
-//! [`predict`], with [`metrics`] and [`plot`] for reports.
+//! The modules follow the pipeline: [`smiles`] (the one SMILES reader) → [`data`] and
+//! [`smiles_stream`] (files) → [`tokenizer`] → [`model`] → `peft` → `train` / `mlm` →
+//! `influence` → [`export`] → [`infer`] → `study` → [`ffi`], with [`metrics`] and [`plot`]
+//! for reports. Every public item is documented (`#![deny(missing_docs)]`).
+
+#![deny(missing_docs)]
 
 pub mod augment;
 #[cfg(all(feature = "train", feature = "export", feature = "infer"))]

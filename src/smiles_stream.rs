@@ -10,10 +10,10 @@
 //! ignored. The SMILES themselves are passed on as read: whether they are valid is for the
 //! caller to say.
 
-use std::io::BufRead;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::data::{delimiter_for, open_maybe_gz};
 use crate::error::{Error, Result};
 
 /// One input row.
@@ -59,6 +59,31 @@ impl std::fmt::Debug for SmilesStream {
         f.debug_struct("SmilesStream")
             .field("path", &self.path)
             .finish()
+    }
+}
+
+/// Opens a file, decompressing `.gz`.
+pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn BufRead>> {
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let r: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    Ok(Box::new(BufReader::with_capacity(1 << 16, r)))
+}
+
+/// The field delimiter of a file: tab for `.tsv`/`.tab`/`.smi` (also under `.gz`), else comma.
+pub fn delimiter_for(path: &Path) -> u8 {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    if name.ends_with(".tsv") || name.ends_with(".tab") {
+        b'\t'
+    } else {
+        b','
     }
 }
 

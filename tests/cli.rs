@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+mod common;
+
 fn lipo() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lipo"));
     c.arg("--threads").arg("1");
@@ -320,20 +322,9 @@ fn enumerate_writes_random_smiles_of_the_same_molecules() {
 /// A random tiny regression model saved as a model folder in `dir`.
 fn tiny_model(dir: &std::path::Path) -> std::path::PathBuf {
     let m = dir.join("m");
-    lipo::model::Model::new(
-        lipo::model::Config::tiny(),
-        lipo::model::ModelParts {
-            lm_head: false,
-            num_labels: Some(1),
-        },
-        lipo::model::ModelMeta::default(),
-        lipo::tokenizer::SmilesTokenizer::molformer(),
-        tch::Device::Cpu,
-        0,
-    )
-    .unwrap()
-    .save(&m)
-    .unwrap();
+    common::regression_model(lipo::model::Config::tiny(), 0)
+        .save(&m)
+        .unwrap();
     m
 }
 

@@ -262,14 +262,11 @@ fn tiny_model_overfits_32_molecules() {
     );
 }
 
-#[test]
-fn finetune_run_writes_its_folder_and_resumes() {
-    let _guard = lock();
-    tch::set_num_threads(1);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("toy.csv");
-    write_toy_table(&data, 60);
-    let run = tiny_toy_run(
+/// A three-epoch fine-tuning run of a random tiny model on `n` toy molecules in `dir`.
+fn three_epoch_run(dir: &std::path::Path, n: usize) -> FinetuneRun {
+    let data = dir.join("toy.csv");
+    write_toy_table(&data, n);
+    tiny_toy_run(
         data,
         FinetuneConfig {
             epochs: 3,
@@ -277,7 +274,15 @@ fn finetune_run_writes_its_folder_and_resumes() {
             lr: 1e-3,
             ..FinetuneConfig::default()
         },
-    );
+    )
+}
+
+#[test]
+fn finetune_run_writes_its_folder_and_resumes() {
+    let _guard = lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let run = three_epoch_run(dir.path(), 60);
     let out = dir.path().join("run");
     // Cancel during epoch 2: epoch 1 is checkpointed.
     let mut cancel = cancel_in_epoch_two();
@@ -644,17 +649,7 @@ fn a_damaged_newest_checkpoint_and_a_torn_log_line_resume_from_the_previous_one(
     let _guard = lock();
     tch::set_num_threads(1);
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("toy.csv");
-    write_toy_table(&data, 40);
-    let run = tiny_toy_run(
-        data,
-        FinetuneConfig {
-            epochs: 3,
-            batch_size: 8,
-            lr: 1e-3,
-            ..FinetuneConfig::default()
-        },
-    );
+    let run = three_epoch_run(dir.path(), 40);
     let out = dir.path().join("run");
     // Cancel at the first step of epoch 3: epochs 1 and 2 are checkpointed.
     let mut epochs = 0;

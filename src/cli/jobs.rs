@@ -136,6 +136,72 @@ fn add_spans(
     Ok(totals)
 }
 
+/// A job that runs: its index in the plan, the process, its log and when it started.
+type Running = (usize, Child, PathBuf, Instant);
+
+/// Collects the jobs that have ended: marks them done (and says so) or records the first
+/// failure; stage spans are extended to now.
+fn reap<'p>(
+    plan: &'p [Job],
+    running: &mut Vec<Running>,
+    spans: &mut BTreeMap<&'p str, (Instant, Instant)>,
+    done: &mut [bool],
+    failure: &mut Option<String>,
+    monitor: &mut dyn Monitor,
+) -> Result<()> {
+    let mut k = 0;
+    while k < running.len() {
+        let (i, child, log, t0) = &mut running[k];
+        let Some(status) = child
+            .try_wait()
+            .with_context(|| format!("waiting for the job logged in {}", log.display()))?
+        else {
+            k += 1;
+            continue;
+        };
+        let job = &plan[*i];
+        let took = t0.elapsed();
+        let span = spans.entry(job.stage).or_insert((*t0, *t0));
+        span.1 = Instant::now();
+        if status.success() {
+            done[*i] = true;
+            monitor.event(&Event::Message {
+                text: format!(
+                    "jobs: {} seed {} finished in {}",
+                    job.stage,
+                    job.seed,
+                    study::estimate::human_seconds(took.as_secs_f64())
+                ),
+            });
+        } else if failure.is_none() {
+            *failure = Some(format!(
+                "{} seed {} stopped ({status}); its messages are in {}",
+                job.stage,
+                job.seed,
+                log.display()
+            ));
+        }
+        running.swap_remove(k);
+    }
+    Ok(())
+}
+
+/// The periodic line naming the running jobs and how many wait.
+fn running_status(plan: &[Job], running: &[Running], left: usize) -> String {
+    let list: Vec<String> = running
+        .iter()
+        .map(|(i, _, _, t0)| {
+            format!(
+                "{} seed {} ({})",
+                plan[*i].stage,
+                plan[*i].seed,
+                study::estimate::human_seconds(t0.elapsed().as_secs_f64())
+            )
+        })
+        .collect();
+    format!("jobs: running {}; {left} waiting", list.join(", "))
+}
+
 /// What a child needs besides its job.
 pub struct ChildSettings<'a> {
     /// The `lipo` executable.
@@ -238,47 +304,20 @@ pub fn run(
     );
     let mut done = vec![false; plan.len()];
     let mut started = vec![false; plan.len()];
-    let mut running: Vec<(usize, Child, PathBuf, Instant)> = Vec::new();
+    let mut running: Vec<Running> = Vec::new();
     let mut spans: BTreeMap<&str, (Instant, Instant)> = BTreeMap::new();
     let mut failure: Option<String> = None;
     let mut stop = false;
     let mut last_status = Instant::now();
     loop {
-        let mut k = 0;
-        while k < running.len() {
-            let (i, child, log, t0) = &mut running[k];
-            let Some(status) = child
-                .try_wait()
-                .with_context(|| format!("waiting for the job logged in {}", log.display()))?
-            else {
-                k += 1;
-                continue;
-            };
-            let job = &plan[*i];
-            let took = t0.elapsed();
-            let span = spans.entry(job.stage).or_insert((*t0, *t0));
-            span.1 = Instant::now();
-            if status.success() {
-                done[*i] = true;
-                say(
-                    monitor,
-                    format!(
-                        "jobs: {} seed {} finished in {}",
-                        job.stage,
-                        job.seed,
-                        study::estimate::human_seconds(took.as_secs_f64())
-                    ),
-                );
-            } else if failure.is_none() {
-                failure = Some(format!(
-                    "{} seed {} stopped ({status}); its messages are in {}",
-                    job.stage,
-                    job.seed,
-                    log.display()
-                ));
-            }
-            running.swap_remove(k);
-        }
+        reap(
+            &plan,
+            &mut running,
+            &mut spans,
+            &mut done,
+            &mut failure,
+            monitor,
+        )?;
         while !stop && failure.is_none() && running.len() < jobs {
             let next =
                 (0..plan.len()).find(|&i| !started[i] && plan[i].after.is_none_or(|a| done[a]));
@@ -306,22 +345,8 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(500));
         if last_status.elapsed() >= Duration::from_secs(600) {
             last_status = Instant::now();
-            let list: Vec<String> = running
-                .iter()
-                .map(|(i, _, _, t0)| {
-                    format!(
-                        "{} seed {} ({})",
-                        plan[*i].stage,
-                        plan[*i].seed,
-                        study::estimate::human_seconds(t0.elapsed().as_secs_f64())
-                    )
-                })
-                .collect();
             let left = started.iter().filter(|s| !**s).count();
-            say(
-                monitor,
-                format!("jobs: running {}; {left} waiting", list.join(", ")),
-            );
+            say(monitor, running_status(&plan, &running, left));
         }
         if !stop && monitor.stopped() {
             stop = true;

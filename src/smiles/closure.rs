@@ -2,20 +2,8 @@
 //! closing it with a bond (and the checks on that bond), and the error for a ring left open.
 
 use super::message::{bond_not_followed, error};
-use super::parse::{is_directional, Last, Reader};
+use super::reader::{is_directional, Last, OpenRing, Reader};
 use super::{Bond, SmilesError};
-
-/// A ring-closure digit waiting for its partner.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct OpenRing {
-    atom: usize,
-    /// Byte offset of the digit (or `%`).
-    at: usize,
-    /// Length of the label (`1` or `%12`).
-    len: usize,
-    /// The bond symbol before the digit, and its byte offset.
-    symbol: Option<(char, usize)>,
-}
 
 impl Reader<'_> {
     /// A ring-closure label (`1` or `%12`): opens the ring, or closes it with a bond.

@@ -23,6 +23,7 @@ mod kekule;
 mod key;
 mod message;
 mod parse;
+mod reader;
 mod ring;
 mod valence;
 mod write;

@@ -4,28 +4,10 @@
 //! read in `closure`, bracket atoms in `bracket`, and messages are written in `message`.
 
 use super::bracket::bracket_atom;
-use super::closure::{unclosed_ring, OpenRing};
+use super::closure::unclosed_ring;
 use super::message::{bond_not_followed, dot_not_followed, error, quoted, unexpected};
+use super::reader::{Last, Reader};
 use super::{Atom, Bond, Molecule, SmilesError};
-
-/// What was read last, which decides what may come next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Last {
-    Start,
-    Atom,
-    Ring,
-    /// `(` at this byte offset.
-    Open(usize),
-    Close,
-    /// A bond symbol at this byte offset; `ring_ok` when it directly follows an atom or one
-    /// of its ring-closure digits, so that a ring-closure digit may follow it.
-    Bond {
-        at: usize,
-        ring_ok: bool,
-    },
-    /// `.` at this byte offset.
-    Dot(usize),
-}
 
 /// Reads `smiles` into a [`Molecule`], or says where it is not valid.
 pub(super) fn parse(s: &str) -> Result<Molecule, SmilesError> {
@@ -41,29 +23,6 @@ pub(super) fn parse(s: &str) -> Result<Molecule, SmilesError> {
         i = reader.token(i)?;
     }
     reader.finish()
-}
-
-pub(super) fn is_directional(c: char) -> bool {
-    matches!(c, '/' | '\\')
-}
-
-/// The state of one left-to-right pass.
-pub(super) struct Reader<'s> {
-    pub(super) s: &'s str,
-    pub(super) atoms: Vec<Atom>,
-    pub(super) bonds: Vec<Bond>,
-    /// Open branches: the atom before `(` and the offset of `(`.
-    pub(super) branches: Vec<(Option<usize>, usize)>,
-    pub(super) rings: [Option<OpenRing>; 100],
-    pub(super) open_rings: usize,
-    pub(super) prev: Option<usize>,
-    pub(super) pending: Option<(char, usize)>,
-    pub(super) last: Last,
-    pub(super) dot_in_branch: bool,
-    /// The chain bond into the current atom, and the first bond after it: the bonds from
-    /// there on are ring closures completed at the current atom.
-    pub(super) incoming: Option<usize>,
-    pub(super) first_closure: usize,
 }
 
 impl<'s> Reader<'s> {

@@ -19,7 +19,7 @@
 //! the order of random draws: one shuffle of all atoms, then one shuffle of each atom's bond
 //! list (in bond order) when the walk enters it.
 
-use super::parse::is_directional;
+use super::reader::is_directional;
 use super::{Chirality, Molecule};
 use crate::rng::SplitMix64;
 

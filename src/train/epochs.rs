@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
 use tch::{Device, Reduction, Tensor};
 
 use crate::error::{Error, Result};
@@ -20,9 +21,43 @@ use crate::trainlog::{EvalRecord, LogRecord, StepRecord, TrainLog};
 
 use super::batches::{augmented_ids, bucketed_batches, rewritable_graphs};
 use super::evaluate::{mean_loss, raw_outputs};
-use super::finetune::{CheckpointState, Learner};
 use super::inputs::Inputs;
-use super::{files, EpochRecord, FinetuneRun};
+use super::{files, FinetuneRun};
+
+/// One epoch of the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss (MSE in standardised units, or BCE).
+    pub train_loss: f64,
+    /// Validation loss (the same function).
+    pub valid_loss: f64,
+    /// Validation RMSE in label units (classification: of probabilities against 0/1).
+    pub valid_rmse: f64,
+    /// Training seconds of the epoch (evaluation excluded).
+    pub train_seconds: f64,
+}
+
+/// Progress of a run, written with each checkpoint and read back to resume.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct CheckpointState {
+    pub run: FinetuneRun,
+    pub epochs_done: usize,
+    pub best_epoch: usize,
+    pub best_valid: f64,
+    pub history: Vec<EpochRecord>,
+    /// Wall seconds of earlier calls, up to their last checkpoint.
+    #[serde(default)]
+    pub seconds_before: f64,
+}
+
+/// The model being trained, its optimiser, and the run's progress so far.
+pub(super) struct Learner {
+    pub model: Model,
+    pub opt: Adam,
+    pub state: CheckpointState,
+}
 
 /// A run in training: its inputs, model, optimiser, progress, log and clocks.
 pub(super) struct Training<'a> {

@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use crate::error::{Error, Result};
@@ -16,29 +15,9 @@ use crate::peft::{self, LoadModel, ParameterCounts};
 use crate::progress::{Event, Monitor};
 use crate::tokenizer::SmilesTokenizer;
 
-use super::epochs::Training;
+use super::epochs::{CheckpointState, Learner, Training};
 use super::inputs::Inputs;
-use super::{files, report, EpochRecord, FinetuneReport, FinetuneRun, InitFrom};
-
-/// Progress of a run, written with each checkpoint and read back to resume.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct CheckpointState {
-    pub run: FinetuneRun,
-    pub epochs_done: usize,
-    pub best_epoch: usize,
-    pub best_valid: f64,
-    pub history: Vec<EpochRecord>,
-    /// Wall seconds of earlier calls, up to their last checkpoint.
-    #[serde(default)]
-    pub seconds_before: f64,
-}
-
-/// The model being trained, its optimiser, and the run's progress so far.
-pub(super) struct Learner {
-    pub model: Model,
-    pub opt: Adam,
-    pub state: CheckpointState,
-}
+use super::{files, report, FinetuneReport, FinetuneRun, InitFrom};
 
 /// Runs (or resumes, or returns the finished result of) a fine-tuning run in `out`.
 pub fn finetune(

@@ -21,12 +21,11 @@ mod run_dir;
 
 pub use batches::bucketed_batches;
 pub use config::{Binarize, ExtraTable, FinetuneConfig, FinetuneRun, InitFrom, LrSchedule};
+pub use epochs::EpochRecord;
 pub use evaluate::{evaluate, evaluate_classification, write_predictions};
 pub use finetune::finetune;
 pub use inputs::{add_extra_rows, load_data};
-pub use report::{
-    plot_history, ClassificationReport, EpochRecord, ExtraReport, FinetuneReport, MemoryReport,
-};
+pub use report::{plot_history, ClassificationReport, ExtraReport, FinetuneReport, MemoryReport};
 pub use run_dir::{finished_record, kept_or_retrained_model, test_rows_of};
 
 /// Files in a fine-tuning run folder.

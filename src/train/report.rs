@@ -14,7 +14,7 @@ use crate::model::{Model, Task};
 use crate::peft::{self, LoadModel, ParameterCounts, PeftConfig};
 use crate::predict;
 
-use super::epochs::Training;
+use super::epochs::{EpochRecord, Training};
 use super::evaluate::{raw_outputs, write_predictions};
 use super::inputs::Inputs;
 use super::{files, FinetuneConfig, FinetuneRun, InitFrom};
@@ -30,21 +30,6 @@ pub struct ExtraReport {
     pub used: usize,
     /// Rows dropped because they duplicate a validation or test molecule of the main table.
     pub dropped: Vec<crate::selection::Duplicate>,
-}
-
-/// One epoch of the history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Mean training loss (MSE in standardised units, or BCE).
-    pub train_loss: f64,
-    /// Validation loss (the same function).
-    pub valid_loss: f64,
-    /// Validation RMSE in label units (classification: of probabilities against 0/1).
-    pub valid_rmse: f64,
-    /// Training seconds of the epoch (evaluation excluded).
-    pub train_seconds: f64,
 }
 
 /// What a fine-tuning run measured; written to `metrics.json`.
