@@ -129,10 +129,10 @@ fn row(engine: &str, batch_size: usize, molecules: usize, passes: Vec<f64>) -> B
 /// Runs the benchmark; `bundle_dir` receives the exported bundle.
 pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
     if cfg.batch_sizes.is_empty() || cfg.batch_sizes.contains(&0) {
-        return Err(Error::param("--batch-sizes", "give positive batch sizes"));
+        return Err(Error::param("batch_sizes", "give positive batch sizes"));
     }
     if cfg.repeats == 0 {
-        return Err(Error::param("--repeats", "give at least one pass"));
+        return Err(Error::param("repeats", "give at least one pass"));
     }
     let threads = cfg.threads.max(1);
     let ort_threads = cfg.ort_threads.unwrap_or(threads).max(1);

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 
 /// Parses a device name. `auto` picks the first GPU when libtorch sees one, else the CPU.
 pub fn parse(name: &str) -> Result<Device> {
-    let bad = |reason: String| Err(Error::param("--device", reason));
+    let bad = |reason: String| Err(Error::param("device", reason));
     match name {
         "auto" => Ok(Device::cuda_if_available()),
         "cpu" => Ok(Device::Cpu),

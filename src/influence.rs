@@ -51,7 +51,7 @@ impl FromStr for ParamSet {
             other => match other.strip_prefix("last:").map(str::parse::<usize>) {
                 Some(Ok(n)) if n > 0 => Ok(ParamSet::Last(n)),
                 _ => Err(Error::param(
-                    "--params",
+                    "params",
                     format!("{other:?} is not head, last:N (N ≥ 1), all or adapters"),
                 )),
             },
@@ -97,7 +97,7 @@ pub fn select_params(model: &Model, set: &ParamSet) -> Result<Vec<(String, Tenso
     if let ParamSet::Last(n) = set {
         if *n > layers {
             return Err(Error::param(
-                "--params",
+                "params",
                 format!("last:{n} but the model has {layers} layers"),
             ));
         }
@@ -110,13 +110,13 @@ pub fn select_params(model: &Model, set: &ParamSet) -> Result<Vec<(String, Tenso
         .collect();
     if params.is_empty() {
         return Err(Error::param(
-            "--params",
+            "params",
             format!("{set} selects no tensors of this model"),
         ));
     }
     if model.head.is_none() {
         return Err(Error::param(
-            "--model",
+            "model",
             "influence needs a model with a regression head (fine-tune it first)",
         ));
     }
@@ -206,7 +206,7 @@ fn loss(model: &Model, ex: &Examples, rows: &[usize]) -> Result<Tensor> {
     let head = model
         .head
         .as_ref()
-        .ok_or_else(|| Error::param("--model", "has no regression head"))?;
+        .ok_or_else(|| Error::param("model", "has no regression head"))?;
     let pred = match &ex.inputs {
         Inputs::Tokens(seqs) => {
             let batch: Vec<&[u32]> = rows.iter().map(|&r| seqs[r].as_slice()).collect();

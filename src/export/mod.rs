@@ -123,7 +123,7 @@ pub fn export(
 ) -> Result<ExportSummary> {
     if out.exists() && !(out.is_dir() && bundle::is_bundle(out)) {
         return Err(Error::param(
-            "--out",
+            "out",
             format!(
                 "{} exists and is not a lipo bundle; refusing to replace it",
                 out.display()

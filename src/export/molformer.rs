@@ -346,13 +346,13 @@ fn head_outputs(meta: &ModelMeta, weights: &Weights) -> Result<usize> {
         .map(|s| s[0])
         .ok_or_else(|| {
             Error::param(
-                "--model",
+                "model",
                 "has no sequence head (it is an encoder; fine-tune it first)",
             )
         })?;
     if meta.task == Task::Encoder {
         return Err(Error::param(
-            "--model",
+            "model",
             "lipo.json says task \"encoder\": there is no prediction to export",
         ));
     }

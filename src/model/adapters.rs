@@ -55,12 +55,12 @@ impl LoraConfig {
     /// selects none).
     pub fn modules(&self) -> Result<Vec<&'static str>> {
         if self.targets.is_empty() {
-            return Err(Error::param("--lora-targets", "names no layer"));
+            return Err(Error::param("lora_targets", "names no layer"));
         }
         for t in &self.targets {
             if !LINEAR_MODULES.iter().any(|m| module_matches(m, t)) {
                 return Err(Error::param(
-                    "--lora-targets",
+                    "lora_targets",
                     format!(
                         "{t:?} matches no linear layer of an encoder block ({})",
                         LINEAR_MODULES.join(", ")
@@ -122,7 +122,7 @@ impl PeftConfig {
             "lora" => Ok(PeftConfig::Lora(LoraConfig::default())),
             "ia3" => Ok(PeftConfig::Ia3(Ia3Config::default())),
             other => Err(Error::param(
-                "--peft",
+                "peft",
                 format!("unknown method {other:?} (bitfit, lora, ia3)"),
             )),
         }
@@ -150,13 +150,13 @@ impl PeftConfig {
                 }
                 if !(l.alpha.is_finite() && l.alpha > 0.0) {
                     return Err(Error::param(
-                        "--lora-alpha",
+                        "lora_alpha",
                         format!("{} is not a positive number", l.alpha),
                     ));
                 }
                 if !(0.0..1.0).contains(&l.dropout) {
                     return Err(Error::param(
-                        "--lora-dropout",
+                        "lora_dropout",
                         format!("{} is not in [0, 1)", l.dropout),
                     ));
                 }

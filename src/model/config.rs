@@ -122,7 +122,7 @@ impl Config {
             "small" => Ok(Config::small()),
             "tiny" => Ok(Config::tiny()),
             other => Err(Error::param(
-                "--arch",
+                "arch",
                 format!("unknown preset {other:?} (xl, small, tiny)"),
             )),
         }

@@ -59,7 +59,7 @@ pub fn attach(model: &mut Model, cfg: &PeftConfig, seed: u64) -> Result<()> {
     cfg.validate()?;
     if let Some(old) = &model.meta.peft {
         return Err(Error::param(
-            "--peft",
+            "peft",
             format!(
                 "the model already carries {} adapters; merge them first",
                 old.name()

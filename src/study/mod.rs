@@ -545,7 +545,7 @@ fn table3_key(c: &CompareConfig) -> serde_json::Value {
 /// `out/study.json` (so a resumed or parallel run continues the same study).
 pub fn prepare(cfg: &StudyConfig, out: &Path) -> Result<()> {
     if cfg.seeds.is_empty() {
-        return Err(Error::param("--seeds", "give at least one seed"));
+        return Err(Error::param("seeds", "give at least one seed"));
     }
     for p in [&cfg.data, &cfg.external] {
         if !p.is_file() {
@@ -567,7 +567,7 @@ pub fn prepare(cfg: &StudyConfig, out: &Path) -> Result<()> {
         let old: StudyConfig = fsutil::read_json(&cfg_path)?;
         if &old != cfg {
             return Err(Error::param(
-                "--out",
+                "out",
                 format!(
                     "{} holds a different study (see its {}); choose another folder, or re-run \
                      that one with --config {}",

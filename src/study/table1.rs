@@ -112,7 +112,7 @@ pub fn table1_in(
     monitor: &mut dyn Monitor,
 ) -> Result<Table1Report> {
     if cfg.seeds.is_empty() {
-        return Err(Error::param("--seeds", "give at least one seed"));
+        return Err(Error::param("seeds", "give at least one seed"));
     }
     for d in [out, summary] {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;

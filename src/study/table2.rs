@@ -203,7 +203,7 @@ pub fn score_run(
         let old: Key = fsutil::read_json(&key_path)?;
         if old != key {
             return Err(Error::param(
-                "--out",
+                "out",
                 format!(
                     "{} holds influence scores of other settings (see its {}); choose another folder",
                     out.display(),
@@ -292,11 +292,11 @@ pub fn table2_in(
 /// Refuses settings Table 2 cannot run: no seeds, a fraction outside (0, 1], a missing table.
 fn check(cfg: &Table2Config) -> Result<()> {
     if cfg.seeds.is_empty() {
-        return Err(Error::param("--seeds", "give at least one seed"));
+        return Err(Error::param("seeds", "give at least one seed"));
     }
     if !(cfg.fraction > 0.0 && cfg.fraction <= 1.0) {
         return Err(Error::param(
-            "--fraction",
+            "fraction",
             format!("{} is not in (0, 1]", cfg.fraction),
         ));
     }

@@ -268,10 +268,10 @@ pub fn compare_in(
     runner: &mut dyn Runner,
 ) -> Result<Comparison> {
     if cfg.seeds.is_empty() {
-        return Err(Error::param("--seeds", "names no seed"));
+        return Err(Error::param("seeds", "names no seed"));
     }
     if cfg.task == Task::Encoder {
-        return Err(Error::param("--task", "regression or classification"));
+        return Err(Error::param("task", "regression or classification"));
     }
     for d in [out, summary] {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
