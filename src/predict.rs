@@ -5,17 +5,8 @@ use tch::{Kind, Tensor};
 
 use crate::error::Result;
 use crate::model::{Model, Task};
+pub use crate::tokenizer::length_sorted_batches;
 use crate::tokenizer::pad_batch;
-
-/// Indices of `seqs` grouped into batches of similar length, longest first.
-pub fn length_sorted_batches<S: AsRef<[u32]>>(seqs: &[S], batch_size: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..seqs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].as_ref().len()));
-    order
-        .chunks(batch_size.max(1))
-        .map(|c| c.to_vec())
-        .collect()
-}
 
 /// Runs `f` over length-sorted batches in eval mode without gradients and scatters the
 /// per-molecule rows of its `[b, k]` output back into input order.

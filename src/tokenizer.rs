@@ -319,6 +319,17 @@ pub struct PaddedBatch {
     pub len: usize,
 }
 
+/// Indices of `seqs` grouped into batches of similar length, longest first: the one batcher
+/// of tch and ONNX Runtime inference, so that both pad the same molecules together.
+pub fn length_sorted_batches<S: AsRef<[u32]>>(seqs: &[S], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..seqs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].as_ref().len()));
+    order
+        .chunks(batch_size.max(1))
+        .map(|c| c.to_vec())
+        .collect()
+}
+
 /// Pads encoded molecules on the right to the longest one.
 pub fn pad_batch<S: AsRef<[u32]>>(seqs: &[S]) -> PaddedBatch {
     let len = seqs.iter().map(|s| s.as_ref().len()).max().unwrap_or(0);

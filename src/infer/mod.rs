@@ -21,7 +21,7 @@ use ort::value::TensorRef;
 use crate::bundle::{self, io, keys};
 use crate::error::{Error, Result};
 use crate::model::Task;
-use crate::tokenizer::{pad_batch, PaddedBatch, SmilesTokenizer};
+use crate::tokenizer::{length_sorted_batches, pad_batch, PaddedBatch, SmilesTokenizer};
 
 /// How a [`Predictor`] runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,16 +97,6 @@ impl std::fmt::Debug for Predictor {
 
 fn ort_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::OnnxRuntime(format!("{}: {what}: {e}", path.display()))
-}
-
-/// Indices of `seqs` grouped into batches of similar length, longest first.
-fn length_sorted_batches<S: AsRef<[u32]>>(seqs: &[S], batch_size: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..seqs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].as_ref().len()));
-    order
-        .chunks(batch_size.max(1))
-        .map(|c| c.to_vec())
-        .collect()
 }
 
 fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
