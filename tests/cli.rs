@@ -88,8 +88,7 @@ fn finetune_evaluate_predict_embed() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    let e = String::from_utf8_lossy(&o.stderr);
+    let e = failure(&o);
     assert!(
         e.contains("other.csv") && e.contains("not the table"),
         "{e}"
@@ -332,6 +331,13 @@ fn stderr_of(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The standard error of a command that must have failed.
+fn failure(o: &std::process::Output) -> String {
+    let e = stderr_of(o);
+    assert!(!o.status.success(), "succeeded: {e}");
+    e
+}
+
 #[test]
 fn outputs_never_destroy_inputs_or_files_lipo_did_not_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -351,8 +357,8 @@ fn outputs_never_destroy_inputs_or_files_lipo_did_not_write() {
         .arg(&data)
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    assert!(stderr_of(&o).contains("--out"), "{}", stderr_of(&o));
+    let e = failure(&o);
+    assert!(e.contains("--out"), "{e}");
     assert_eq!(std::fs::read(&data).unwrap(), before);
 
     // export beside an unrelated best.old/, twice, then into a bundle with a file of ours.
@@ -375,11 +381,8 @@ fn outputs_never_destroy_inputs_or_files_lipo_did_not_write() {
     assert!(d.join("best.old/keep").is_file());
     std::fs::write(bundle.join("notes.txt"), "mine").unwrap();
     let o = export(&bundle);
-    assert!(
-        !o.status.success() && stderr_of(&o).contains("notes.txt"),
-        "{}",
-        stderr_of(&o)
-    );
+    let e = failure(&o);
+    assert!(e.contains("notes.txt"), "{e}");
     assert!(bundle.join("notes.txt").is_file() && bundle.join("model.onnx").is_file());
     let o = export(&bundle.join("model.onnx"));
     assert!(!o.status.success());
@@ -405,12 +408,8 @@ fn outputs_never_destroy_inputs_or_files_lipo_did_not_write() {
         .arg(&theirs)
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    assert!(
-        stderr_of(&o).contains("not made by lipo"),
-        "{}",
-        stderr_of(&o)
-    );
+    let e = failure(&o);
+    assert!(e.contains("not made by lipo"), "{e}");
     assert!(theirs.join("model/weights.bin").is_file());
     assert!(!theirs.join("run.json").exists());
 
@@ -420,8 +419,7 @@ fn outputs_never_destroy_inputs_or_files_lipo_did_not_write() {
         .arg(&model)
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    let e = stderr_of(&o);
+    let e = failure(&o);
     assert!(e.contains("--threads") && !e.contains("panicked"), "{e}");
 }
 
@@ -477,8 +475,7 @@ fn a_table_with_extra_fields_is_an_error_naming_the_line() {
         .arg(dir.path().join("r"))
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    let e = stderr_of(&o);
+    let e = failure(&o);
     assert!(e.contains("comma.csv:3") && e.contains("3 fields"), "{e}");
 }
 

@@ -277,6 +277,17 @@ fn three_epoch_run(dir: &std::path::Path, n: usize) -> FinetuneRun {
     )
 }
 
+/// `run` trained in one call, in `dir/straight`: what a resumed run must equal.
+fn uninterrupted(run: &FinetuneRun, dir: &std::path::Path) -> train::FinetuneReport {
+    train::finetune(
+        run,
+        Device::Cpu,
+        &dir.join("straight"),
+        &mut lipo::progress::Silent,
+    )
+    .unwrap()
+}
+
 #[test]
 fn finetune_run_writes_its_folder_and_resumes() {
     let _guard = lock();
@@ -298,13 +309,7 @@ fn finetune_run_writes_its_folder_and_resumes() {
     // The interrupted call's time counts.
     assert!(r.wall_seconds > before);
     // Resuming gives exactly what an uninterrupted run gives.
-    let straight = train::finetune(
-        &run,
-        Device::Cpu,
-        &dir.path().join("straight"),
-        &mut lipo::progress::Silent,
-    )
-    .unwrap();
+    let straight = uninterrupted(&run, dir.path());
     let losses = |h: &[train::EpochRecord]| {
         h.iter()
             .map(|e| (e.train_loss, e.valid_loss))
@@ -686,13 +691,7 @@ fn a_damaged_newest_checkpoint_and_a_torn_log_line_resume_from_the_previous_one(
         said.iter().any(|m| m.contains("resuming after epoch 1")),
         "{said:?}"
     );
-    let straight = train::finetune(
-        &run,
-        Device::Cpu,
-        &dir.path().join("straight"),
-        &mut lipo::progress::Silent,
-    )
-    .unwrap();
+    let straight = uninterrupted(&run, dir.path());
     assert_eq!(straight.test, r.test);
     assert_eq!(straight.best_epoch, r.best_epoch);
     assert!(!out.join("checkpoint").exists() && !out.join("checkpoint-previous").exists());

@@ -27,7 +27,7 @@ pub(crate) struct EmbedArgs {
 pub(crate) fn embed(a: EmbedArgs) -> Result<()> {
     let device = lipo::device::parse(&a.device)?;
     let model = Model::load(&a.model, device)?;
-    lipo::fsutil::ensure_not_input(&a.out, &[&a.input], "--out")?;
+    let out = super::output::Output::open(Some(&a.out), &[&a.input, &a.model], "--out")?;
     let mut seqs = Vec::new();
     for row in lipo::smiles_stream::SmilesStream::open(&a.input, a.smiles_col.as_deref())? {
         let row = row?;
@@ -42,10 +42,9 @@ pub(crate) fn embed(a: EmbedArgs) -> Result<()> {
     let flat: Vec<f32> = rows.into_iter().flatten().collect();
     let n = seqs.len();
     let arr = ndarray::Array2::from_shape_vec((n, h), flat)?;
-    let tmp = lipo::fsutil::temp_file_for(&a.out)?;
-    ndarray_npy::WriteNpyExt::write_npy(&arr, std::io::BufWriter::new(tmp.as_file()))
+    ndarray_npy::WriteNpyExt::write_npy(&arr, out.writer())
         .with_context(|| format!("writing {}", a.out.display()))?;
-    lipo::fsutil::persist(tmp, &a.out)?;
+    out.finish()?;
     eprintln!("wrote {} x {} embeddings to {}", n, h, a.out.display());
     Ok(())
 }
