@@ -27,8 +27,16 @@ pub mod io {
     pub const INPUT_IDS: &str = "input_ids";
     /// 1 for tokens, 0 for padding, int64 `[batch, sequence]`.
     pub const ATTENTION_MASK: &str = "attention_mask";
-    /// Float32 `[batch]`: label units (regression) or probability (classification).
+    /// Float32 `[batch]`: label units (regression) or probability (classification); an
+    /// ensemble's members' mean.
     pub const PREDICTION: &str = "prediction";
+    /// Ensembles only. Float32 `[batch]`: the members' sample sd times the calibration
+    /// factor ([`super::keys::SD_SCALE`]).
+    pub const PREDICTION_SD: &str = "prediction_sd";
+    /// Ensembles only. Float32 `[batch]`: the applicability-domain score, the mean distance
+    /// of the molecule's embedding to its nearest training molecules; above
+    /// [`super::keys::DOMAIN_THRESHOLD`] the molecule is out of domain.
+    pub const DOMAIN: &str = "domain";
 }
 
 /// Keys of the graph's metadata (`ModelProto.metadata_props`).
@@ -54,6 +62,32 @@ pub mod keys {
     pub const QUANTIZATION: &str = "quantization";
     /// Test-time augmentation: random SMILES averaged with each SMILES as given (absent: 0).
     pub const TTA: &str = "tta";
+    /// Ensembles: number of members.
+    pub const MEMBERS: &str = "members";
+    /// Ensembles: the factor already applied to the members' sd in `prediction_sd`.
+    pub const SD_SCALE: &str = "sd_scale";
+    /// Ensembles: the domain score above which a molecule is out of domain (the 95th
+    /// percentile of the training molecules' leave-one-out scores).
+    pub const DOMAIN_THRESHOLD: &str = "domain_threshold";
+    /// Ensembles: nearest training molecules behind the domain score.
+    pub const DOMAIN_NEIGHBOURS: &str = "domain_neighbours";
+    /// Ensembles: training molecules (all folds).
+    pub const TRAINING_MOLECULES: &str = "training_molecules";
+    /// Ensembles: out-of-fold RMSE (label units) of the members on the training molecules.
+    pub const OUT_OF_FOLD_RMSE: &str = "out_of_fold_rmse";
+}
+
+/// lipo's shipped lipophilicity predictor inside the source tree (an ensemble bundle).
+pub const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/logd.lipo");
+
+/// The bundle `lipo predict` and the bindings use when given none: `LIPO_DEFAULT_BUNDLE`
+/// when set, else the shipped predictor when it is present.
+pub fn default_bundle() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("LIPO_DEFAULT_BUNDLE") {
+        return Some(p.into());
+    }
+    let shipped = Path::new(SHIPPED);
+    shipped.join(MODEL).is_file().then(|| shipped.to_path_buf())
 }
 
 /// Whether `path` is a bundle folder (or the `model.onnx` of one).

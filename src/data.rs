@@ -239,11 +239,74 @@ impl Split {
             test,
         })
     }
+
+    /// The rows that are not test under `Split::new(n, seed, test_frac, ·)` (the same test
+    /// rows whatever the validation share), dealt into `count` folds in a shuffled order.
+    pub fn folds(n: usize, seed: u64, test_frac: f64, count: usize) -> Result<(Vec<usize>, Vec<Vec<usize>>)> {
+        let outer = Split::new(n, seed, test_frac, 0.0)?;
+        if count < 2 || outer.train.len() < 2 * count {
+            return Err(Error::param(
+                "ensemble",
+                format!(
+                    "{} rows that are not test are too few for {count} folds",
+                    outer.train.len()
+                ),
+            ));
+        }
+        let mut pool = outer.train;
+        pool.sort_unstable();
+        SplitMix64::derive(seed, "folds").shuffle(&mut pool);
+        let mut folds = vec![Vec::new(); count];
+        for (p, row) in pool.into_iter().enumerate() {
+            folds[p % count].push(row);
+        }
+        Ok((outer.test, folds))
+    }
+
+    /// Member `index` of a `count`-fold ensemble: validation is fold `index` of
+    /// [`Split::folds`], training the other folds, test the same rows as [`Split::new`].
+    pub fn fold(n: usize, seed: u64, test_frac: f64, index: usize, count: usize) -> Result<Split> {
+        let (test, mut folds) = Split::folds(n, seed, test_frac, count)?;
+        if index >= count {
+            return Err(Error::param("fold", format!("fold {index} of {count} does not exist")));
+        }
+        let valid = std::mem::take(&mut folds[index]);
+        let train = folds.concat();
+        Ok(Split {
+            seed,
+            train,
+            valid,
+            test,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folds_partition_the_rows_that_are_not_test() {
+        let base = Split::new(103, 3, 0.2, 0.1).unwrap();
+        let (test, folds) = Split::folds(103, 3, 0.2, 5).unwrap();
+        assert_eq!(test, base.test, "the test rows of the seed's usual split");
+        let mut all: Vec<usize> = folds.concat();
+        all.extend(&test);
+        all.sort_unstable();
+        assert_eq!(all, (0..103).collect::<Vec<_>>());
+        assert!(folds.iter().all(|f| f.len() == 16 || f.len() == 17));
+        for k in 0..5 {
+            let s = Split::fold(103, 3, 0.2, k, 5).unwrap();
+            assert_eq!(s.valid, folds[k]);
+            assert_eq!(s.train.len() + s.valid.len(), 83);
+            assert!(s.train.iter().all(|r| !s.valid.contains(r) && !s.test.contains(r)));
+        }
+        assert!(Split::fold(103, 3, 0.2, 5, 5).is_err());
+        assert!(Split::folds(12, 3, 0.2, 5).is_err());
+        let (none, folds) = Split::folds(40, 1, 0.0, 4).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(folds.concat().len(), 40);
+    }
 
     #[test]
     fn split_is_disjoint_and_complete() {

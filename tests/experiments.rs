@@ -138,6 +138,7 @@ fn extra_rows_join_training_only_and_old_run_files_still_load() {
         &[(test_mol, 1.0), (valid_mol, 1.0), (train_mol, 1.0)],
     );
     let run = FinetuneRun {
+        fold: None,
         extra: Some(ExtraTable {
             path: extra,
             table: TableOptions::default(),

@@ -201,6 +201,7 @@ fn tiny_model_overfits_32_molecules() {
     config.embedding_dropout_prob = 0.0;
     let run = FinetuneRun {
         data: data.clone(),
+        fold: None,
         extra: None,
         table: TableOptions::default(),
         init: InitFrom::Random(Box::new(config)),

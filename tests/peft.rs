@@ -152,6 +152,7 @@ fn base_folder(dir: &Path) -> std::path::PathBuf {
 fn peft_run(data: &Path, base: &Path, peft: PeftConfig) -> FinetuneRun {
     FinetuneRun {
         data: data.to_path_buf(),
+        fold: None,
         extra: None,
         table: TableOptions::default(),
         init: InitFrom::Model(base.to_path_buf()),

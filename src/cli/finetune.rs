@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use lipo::data::TableOptions;
 use lipo::model::Config;
-use lipo::train::{self, FinetuneConfig, FinetuneRun, InitFrom};
+use lipo::train::{self, ensemble, EnsembleRun, FinetuneConfig, FinetuneRun, InitFrom};
 
 use super::monitor::CliMonitor;
 use super::table_args::TableArgs;
@@ -72,6 +72,19 @@ pub(crate) struct FinetuneArgs {
     table: TableArgs,
     #[command(flatten)]
     peft: super::peft::PeftArgs,
+    /// Train a K-fold ensemble of K members (2 to 32) in --out: the rows that are not test
+    /// are dealt into K folds, member k validates (and keeps its best epoch) on fold k; the
+    /// gathered ensemble has calibrated sd and an applicability domain (`lipo export` makes
+    /// one graph of it)
+    #[arg(long)]
+    ensemble: Option<usize>,
+    /// With --ensemble: train only this member (0-based), e.g. one per process; the
+    /// ensemble is gathered by whichever call finds every member finished
+    #[arg(long, requires = "ensemble")]
+    member: Option<usize>,
+    /// Share of the rows held out as test (0 to train on every row, e.g. a final ensemble)
+    #[arg(long, default_value_t = 0.2)]
+    test_frac: f64,
 }
 
 fn parse_schedule(s: &str) -> std::result::Result<lipo::train::LrSchedule, String> {
@@ -80,10 +93,15 @@ fn parse_schedule(s: &str) -> std::result::Result<lipo::train::LrSchedule, Strin
 }
 
 pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
+    if let Some(p) = a.config.as_ref().filter(|p| p.ends_with(ensemble::files::ENSEMBLE)) {
+        let run: EnsembleRun = lipo::fsutil::read_json(p)?;
+        return finetune_ensemble(&run, &a);
+    }
     let run = match &a.config {
         Some(p) => lipo::fsutil::read_json::<FinetuneRun>(p)?,
         None => FinetuneRun {
             data: a.data.clone().expect("clap requires --data"),
+            fold: None,
             extra: a.extra.clone().map(|path| train::ExtraTable {
                 path,
                 table: TableOptions::default(),
@@ -110,6 +128,7 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
                     augment: a.augment,
                     tta: a.tta,
                     weight_decay: a.weight_decay,
+                    test_frac: a.test_frac,
                     ..FinetuneConfig::default()
                 },
                 a.epochs,
@@ -117,6 +136,9 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
             )?,
         },
     };
+    if let Some(k) = a.ensemble {
+        return finetune_ensemble(&EnsembleRun::new(run, k), &a);
+    }
     let device = lipo::device::parse(&a.device)?;
     eprintln!(
         "fine-tuning on {} from {}",
@@ -155,6 +177,58 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
         r.train_mols_per_s, r.device, r.wall_seconds, r.parameters
     );
     println!("model: {}", a.out.join(train::files::MODEL).display());
+    Ok(())
+}
+
+/// Runs the members of an ensemble (or the one of `--member`) and prints the gathered
+/// ensemble's numbers.
+fn finetune_ensemble(run: &EnsembleRun, a: &FinetuneArgs) -> Result<()> {
+    let device = lipo::device::parse(&a.device)?;
+    eprintln!(
+        "fine-tuning a {}-member ensemble on {} from {}",
+        run.members,
+        lipo::device::describe(device),
+        describe_init(&run.base.init)
+    );
+    let mut monitor = CliMonitor::new();
+    let r = train::finetune_ensemble(run, device, &a.out, a.member, &mut monitor)?;
+    drop(monitor);
+    let Some(r) = r else {
+        println!(
+            "member {} finished; the ensemble is gathered once every member has",
+            a.member.unwrap_or(0)
+        );
+        return Ok(());
+    };
+    println!(
+        "{} members (kept epochs {:?}); out-of-fold RMSE {:.4} over {} molecules",
+        r.members, r.best_epochs, r.out_of_fold.rmse, r.out_of_fold.n
+    );
+    println!(
+        "sd calibration factor {:.3} (out-of-fold coverage of +-1.96 sd: {:.3}); out of domain above {:.4}",
+        r.sd_scale, r.out_of_fold_coverage, r.domain_threshold
+    );
+    if let Some(t) = &r.test {
+        let m = &t.metrics;
+        let single = t.members.iter().map(|x| x.rmse).sum::<f64>() / t.members.len() as f64;
+        println!(
+            "test ({} molecules): RMSE {:.4}  MAE {:.4}  R2 {:.4}  (one member alone: RMSE {:.4} on average)",
+            m.n, m.rmse, m.mae, m.r2, single
+        );
+        println!(
+            "test coverage of +-1.96 sd {:.3}; Spearman(|error|, sd) {:.3}; {:.1} % out of domain",
+            t.coverage,
+            t.spearman_error_sd,
+            100.0 * t.out_of_domain_share
+        );
+        for b in &t.domain_bins {
+            println!(
+                "  domain percentile {:<26} n {:>4}  RMSE {:.4}  mean sd {:.4}",
+                b.percentiles, b.n, b.rmse, b.mean_sd
+            );
+        }
+    }
+    println!("ensemble: {} (export it with lipo export --model)", a.out.display());
     Ok(())
 }
 

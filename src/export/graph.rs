@@ -33,7 +33,12 @@ pub enum Attr {
 pub struct Graph {
     proto: GraphProto,
     used: std::collections::HashSet<String>,
+    half: bool,
 }
+
+/// Float initializers with at least this many elements are stored as float16 when the graph
+/// stores weights in half precision ([`Graph::store_half`]).
+pub const HALF_MIN_ELEMENTS: usize = 256;
 
 fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
     let dim = dims
@@ -74,7 +79,20 @@ impl Graph {
                 ..Default::default()
             },
             used: Default::default(),
+            half: false,
         }
+    }
+
+    /// Stores float initializers of [`HALF_MIN_ELEMENTS`] or more as float16, each behind a
+    /// `Cast` to float32 (which ONNX Runtime folds when it loads the graph, so the arithmetic
+    /// stays float32; only the file is smaller).
+    pub fn store_half(&mut self, on: bool) {
+        self.half = on;
+    }
+
+    /// Whether large float initializers are stored as float16 ([`Graph::store_half`]).
+    pub fn stores_half(&self) -> bool {
+        self.half
     }
 
     /// A name not used yet, `hint` itself when free.
@@ -104,6 +122,26 @@ impl Graph {
     /// A float32 initializer of shape `dims`, stored little-endian in `raw_data`.
     pub fn init_f32(&mut self, hint: &str, dims: &[usize], data: &[f32]) -> String {
         debug_assert_eq!(dims.iter().product::<usize>(), data.len());
+        if self.half && data.len() >= HALF_MIN_ELEMENTS {
+            let stored = self.fresh(&format!("{hint}.f16"));
+            let raw: Vec<u8> = data
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect();
+            self.proto.initializer.push(TensorProto {
+                name: stored.clone(),
+                dims: dims.iter().map(|&d| d as i64).collect(),
+                data_type: DataType::FLOAT16 as i32,
+                raw_data: raw,
+                ..Default::default()
+            });
+            return self.op(
+                "Cast",
+                hint,
+                &[&stored],
+                &[("to", Attr::Int(DataType::FLOAT as i64))],
+            );
+        }
         let name = self.fresh(hint);
         let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.proto.initializer.push(TensorProto {

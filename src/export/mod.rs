@@ -5,6 +5,7 @@
 //! `model.safetensors` without libtorch ([`Weights::from_safetensors`]) or, with the `train`
 //! feature, from a model in memory with its adapters merged ([`Weights::from_model`]).
 
+pub mod ensemble;
 pub mod graph;
 pub mod molformer;
 pub mod quantize;
@@ -67,13 +68,46 @@ pub fn onnx_model(
         ));
     }
     let graph = molformer::build(config, meta, weights, quantize)?;
-    let prop = |k: &str, v: String| StringStringEntryProto {
-        key: k.into(),
-        value: v,
+    Ok(wrap(graph, config, meta, tokenizer, quantize, vec![]))
+}
+
+/// A metadata entry of the graph.
+fn prop(key: &str, value: String) -> StringStringEntryProto {
+    StringStringEntryProto {
+        key: key.into(),
+        value,
         ..Default::default()
-    };
+    }
+}
+
+/// The ONNX model around `graph`: opsets, producer and the bundle's metadata (the
+/// [`keys`]), plus `extra` entries.
+fn wrap(
+    graph: onnx_protobuf::GraphProto,
+    config: &Config,
+    meta: &ModelMeta,
+    tokenizer: &SmilesTokenizer,
+    quantize: Quantize,
+    extra: Vec<StringStringEntryProto>,
+) -> ModelProto {
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-    Ok(ModelProto {
+    let mut metadata_props = vec![
+        prop(keys::LIPO_VERSION, crate::VERSION.into()),
+        prop(keys::VOCAB_HASH, tokenizer.vocab_hash().into()),
+        prop(keys::TASK, task_name(meta.task).into()),
+        prop(
+            keys::LABEL_NAME,
+            meta.label_name.clone().unwrap_or_default(),
+        ),
+        prop(keys::LABEL_MEAN, meta.label_mean.to_string()),
+        prop(keys::LABEL_SD, meta.label_sd.to_string()),
+        prop(keys::THRESHOLD, opt(meta.threshold)),
+        prop(keys::MAX_LENGTH, config.max_position_embeddings.to_string()),
+        prop(keys::QUANTIZATION, quantize.name().into()),
+        prop(keys::TTA, meta.tta.to_string()),
+    ];
+    metadata_props.extend(extra);
+    ModelProto {
         ir_version: IR_VERSION,
         opset_import: std::iter::once((String::new(), OPSET))
             .chain((quantize == Quantize::Int8).then(|| (quantize::DOMAIN.to_string(), 1)))
@@ -92,23 +126,9 @@ pub fn onnx_model(
             meta.label_name.as_deref().unwrap_or("the label")
         ),
         graph: Some(graph).into(),
-        metadata_props: vec![
-            prop(keys::LIPO_VERSION, crate::VERSION.into()),
-            prop(keys::VOCAB_HASH, tokenizer.vocab_hash().into()),
-            prop(keys::TASK, task_name(meta.task).into()),
-            prop(
-                keys::LABEL_NAME,
-                meta.label_name.clone().unwrap_or_default(),
-            ),
-            prop(keys::LABEL_MEAN, meta.label_mean.to_string()),
-            prop(keys::LABEL_SD, meta.label_sd.to_string()),
-            prop(keys::THRESHOLD, opt(meta.threshold)),
-            prop(keys::MAX_LENGTH, config.max_position_embeddings.to_string()),
-            prop(keys::QUANTIZATION, quantize.name().into()),
-            prop(keys::TTA, meta.tta.to_string()),
-        ],
+        metadata_props,
         ..Default::default()
-    })
+    }
 }
 
 /// Exports `weights` of a model as the bundle folder `out` (replaced if it is a bundle
@@ -121,6 +141,14 @@ pub fn export(
     out: &Path,
     quantize: Quantize,
 ) -> Result<ExportSummary> {
+    refuse_foreign(out)?;
+    let model = onnx_model(config, meta, tokenizer, &mut weights, quantize)?;
+    weights.finish()?;
+    write_bundle(&model, tokenizer, meta, out)
+}
+
+/// Refuses an existing `out` that is not a bundle (a bundle is replaced).
+fn refuse_foreign(out: &Path) -> Result<()> {
     if out.exists() && !(out.is_dir() && bundle::is_bundle(out)) {
         return Err(Error::param(
             "out",
@@ -130,8 +158,16 @@ pub fn export(
             ),
         ));
     }
-    let model = onnx_model(config, meta, tokenizer, &mut weights, quantize)?;
-    weights.finish()?;
+    Ok(())
+}
+
+/// Writes `model`, the tokenizer and `meta` as the bundle folder `out`.
+fn write_bundle(
+    model: &ModelProto,
+    tokenizer: &SmilesTokenizer,
+    meta: &ModelMeta,
+    out: &Path,
+) -> Result<ExportSummary> {
     let initializer_elements = model
         .graph
         .initializer
@@ -155,6 +191,44 @@ pub fn export(
     })
 }
 
+/// Exports the gathered ensemble folder `dir` (`lipo finetune --ensemble`) as one graph
+/// ([`ensemble`]) in the bundle `out`.
+pub fn export_ensemble(dir: &Path, out: &Path, quantize: Quantize) -> Result<ExportSummary> {
+    refuse_foreign(out)?;
+    let mut folder = ensemble::read(dir)?;
+    let (config, tokenizer) = {
+        let m = &folder.members[0];
+        (m.config.clone(), m.tokenizer.clone())
+    };
+    let member_meta = folder.members[0].meta.clone();
+    let graph = ensemble::build(&mut folder, quantize)?;
+    for m in std::mem::take(&mut folder.members) {
+        m.weights.finish()?;
+    }
+    let s = &folder.summary;
+    let meta = ModelMeta {
+        label_mean: s.label_mean,
+        label_sd: s.label_sd,
+        provenance: Some(format!(
+            "lipo {} ensemble of {} members ({})",
+            crate::VERSION,
+            s.members,
+            dir.display()
+        )),
+        ..member_meta
+    };
+    let extra = vec![
+        prop(keys::MEMBERS, s.members.to_string()),
+        prop(keys::SD_SCALE, s.sd_scale.to_string()),
+        prop(keys::DOMAIN_THRESHOLD, s.domain_threshold.to_string()),
+        prop(keys::DOMAIN_NEIGHBOURS, s.domain_neighbours.to_string()),
+        prop(keys::TRAINING_MOLECULES, s.sizes[0].to_string()),
+        prop(keys::OUT_OF_FOLD_RMSE, s.out_of_fold.rmse.to_string()),
+    ];
+    let model = wrap(graph, &config, &meta, &tokenizer, quantize, extra);
+    write_bundle(&model, &tokenizer, &meta, out)
+}
+
 /// File that marks an adapter-only folder (see `lipo::peft::save_adapter`).
 const ADAPTER_INFO: &str = "adapter.json";
 
@@ -173,6 +247,9 @@ pub fn export_model_dir_with(
     out: &Path,
     quantize: Quantize,
 ) -> Result<ExportSummary> {
+    if ensemble::is_ensemble(model_dir) {
+        return export_ensemble(model_dir, out, quantize);
+    }
     let weights_path = model_dir.join(files::WEIGHTS);
     let meta_path = model_dir.join(files::META);
     let adapter_only = !weights_path.is_file() && model_dir.join(ADAPTER_INFO).is_file();

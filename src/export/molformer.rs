@@ -19,7 +19,7 @@ use crate::model::{Config, ModelMeta, Task};
 
 /// Graph-building state: the graph, the weights being consumed and shared constants.
 struct Builder<'a> {
-    g: Graph,
+    g: &'a mut Graph,
     w: &'a mut Weights,
     c: &'a Config,
     one: String,
@@ -85,6 +85,9 @@ impl Builder<'_> {
             let bias = self.w.take(&format!("{p}.bias"), &[h])?;
             mats.push((wt, bias));
         }
+        if self.quantize == Quantize::Float16 {
+            return self.qkv_gathered(x, a, &mats);
+        }
         let mut w = vec![0f32; h * width];
         let mut b = Vec::with_capacity(width);
         for (block, (m, swapped)) in [(0, false), (1, false), (0, true), (1, true), (2, false)]
@@ -102,10 +105,63 @@ impl Builder<'_> {
             }
         }
         let y = self.dense(x, &format!("{a}.qkv"), &w, &b, h, width);
+        self.split_qkv(&y, a)
+    }
+
+    /// [`Builder::qkv`] for float16 storage: only `[Wq | Wk | Wv]` is stored, and the fused
+    /// weight's rotate_half columns are gathered from it in the graph (ONNX Runtime folds the
+    /// gather when it loads the graph), so the file holds 3·hidden² values per block, not 5.
+    fn qkv_gathered(
+        &mut self,
+        x: &str,
+        a: &str,
+        mats: &[(super::weights::Tensor32, super::weights::Tensor32)],
+    ) -> Result<Vec<String>> {
+        let h = self.c.hidden_size;
+        let mut w3 = vec![0f32; h * 3 * h];
+        let mut b3 = Vec::with_capacity(3 * h);
+        for (m, (wt, bias)) in mats.iter().enumerate() {
+            for i in 0..h {
+                w3[i * 3 * h + m * h..i * 3 * h + (m + 1) * h]
+                    .copy_from_slice(&wt.data[i * h..(i + 1) * h]);
+            }
+            b3.extend_from_slice(&bias.data);
+        }
+        let swap = &self.swap;
+        let columns: Vec<i64> = [(0, false), (1, false), (0, true), (1, true), (2, false)]
+            .into_iter()
+            .flat_map(|(m, swapped)| {
+                (0..h).map(move |j| (m * h + if swapped { swap[j] } else { j }) as i64)
+            })
+            .collect();
+        let wn = self.g.init_f32(&format!("{a}.qkv.weight3"), &[h, 3 * h], &w3);
+        let bn = self.g.init_f32(&format!("{a}.qkv.bias3"), &[3 * h], &b3);
+        let cols = self.g.init_i64(&format!("{a}.qkv.columns"), &[5 * h], &columns);
+        let w = self.g.op(
+            "Gather",
+            &format!("{a}.qkv.weight_t"),
+            &[&wn, &cols],
+            &[("axis", Attr::Int(1))],
+        );
+        let b = self.g.op(
+            "Gather",
+            &format!("{a}.qkv.bias"),
+            &[&bn, &cols],
+            &[("axis", Attr::Int(0))],
+        );
+        let y = self.g.op("MatMul", &format!("{a}.qkv.mm"), &[x, &w], &[]);
+        let y = self.g.op("Add", &format!("{a}.qkv"), &[&y, &b], &[]);
+        self.split_qkv(&y, a)
+    }
+
+    /// The fused projection `y` `[b·t, 5·hidden]` split into `[q|k, rotate_half(q|k), v]` on
+    /// `[batch, sequence, ·]`.
+    fn split_qkv(&mut self, y: &str, a: &str) -> Result<Vec<String>> {
+        let h = self.c.hidden_size;
         let y = self.g.op(
             "Reshape",
             &format!("{a}.qkv_bt"),
-            &[&y, &self.qkv_shape],
+            &[y, &self.qkv_shape],
             &[],
         );
         let sizes = self.g.ints(
@@ -308,39 +364,77 @@ pub fn build(
 ) -> Result<onnx_protobuf::GraphProto> {
     config.validate()?;
     let num_labels = head_outputs(meta, weights)?;
+    let (mut g, ids, mask) = start_graph(quantize);
+    let (_, z) = forward(&mut g, &ids, &mask, config, weights, quantize, num_labels)?;
+    let out = label_units(&mut g, &z, meta, io::PREDICTION);
+    debug_assert_eq!(out, io::PREDICTION);
+    g.output(&out, DataType::FLOAT, &[Dim::Dynamic("batch")]);
+    Ok(g.into_proto())
+}
+
+/// A new graph with the two inputs (`input_ids`, `attention_mask`), storing its weights as
+/// `quantize` says.
+pub(super) fn start_graph(quantize: Quantize) -> (Graph, String, String) {
     let mut g = Graph::new("lipo_molformer");
-    let ids = g.input(
-        io::INPUT_IDS,
-        DataType::INT64,
-        &[Dim::Dynamic("batch"), Dim::Dynamic("sequence")],
-    );
-    let mask = g.input(
-        io::ATTENTION_MASK,
-        DataType::INT64,
-        &[Dim::Dynamic("batch"), Dim::Dynamic("sequence")],
-    );
+    g.store_half(quantize == Quantize::Float16);
+    let dims = [Dim::Dynamic("batch"), Dim::Dynamic("sequence")];
+    let ids = g.input(io::INPUT_IDS, DataType::INT64, &dims);
+    let mask = g.input(io::ATTENTION_MASK, DataType::INT64, &dims);
+    (g, ids, mask)
+}
+
+/// One model's forward pass on the graph's inputs: its mean-pooled states `[batch, hidden]`
+/// and its head's raw outputs `[batch, num_labels]`.
+pub(super) fn forward(
+    g: &mut Graph,
+    ids: &str,
+    mask: &str,
+    config: &Config,
+    weights: &mut Weights,
+    quantize: Quantize,
+    num_labels: usize,
+) -> Result<(String, String)> {
     let mut b = Builder::new(g, weights, config, quantize);
-    let g = &mut b.g;
-    let maskf = g.op(
+    let maskf = b.g.op(
         "Cast",
         "mask_f",
-        &[&mask],
+        &[mask],
         &[("to", Attr::Int(DataType::FLOAT as i64))],
     );
-    let mask_axes = g.ints("mask4_axes", &[1, 3]);
-    let mask4 = g.op("Unsqueeze", "mask_b1t1", &[&maskf, &mask_axes], &[]);
-    let (shape, cos, sin) = b.rotary_tables(&ids);
+    let mask_axes = b.g.ints("mask4_axes", &[1, 3]);
+    let mask4 = b.g.op("Unsqueeze", "mask_b1t1", &[&maskf, &mask_axes], &[]);
+    let (shape, cos, sin) = b.rotary_tables(ids);
     let (bth, flat) = b.shapes(&shape);
-    let x = b.encoder(&ids, &flat, &bth, &mask4, &cos, &sin)?;
+    let x = b.encoder(ids, &flat, &bth, &mask4, &cos, &sin)?;
     let pooled = b.pool(&x, &maskf);
     let z = b.head(&pooled, num_labels)?;
-    b.output(&z, meta);
-    Ok(b.g.into_proto())
+    Ok((pooled, z))
+}
+
+/// What users see from the head's first column `z`: a probability (classification) or the
+/// label in its units (regression), as the value named after `hint`.
+pub(super) fn label_units(g: &mut Graph, z: &str, meta: &ModelMeta, hint: &str) -> String {
+    let zero_i = g.init_i64("output_column", &[], &[0]);
+    let z = g.op(
+        "Gather",
+        "raw_output",
+        &[z, &zero_i],
+        &[("axis", Attr::Int(1))],
+    );
+    match meta.task {
+        Task::Classification => g.op("Sigmoid", hint, &[&z], &[]),
+        _ => {
+            let sd = g.scalar("label_sd", meta.label_sd as f32);
+            let mean = g.scalar("label_mean", meta.label_mean as f32);
+            let y = g.op("Mul", "prediction_scaled", &[&z, &sd], &[]);
+            g.op("Add", hint, &[&y, &mean], &[])
+        }
+    }
 }
 
 /// Outputs of the sequence head `weights` hold; an encoder (no head, or `lipo.json` says
 /// task "encoder") has no prediction to export.
-fn head_outputs(meta: &ModelMeta, weights: &Weights) -> Result<usize> {
+pub(super) fn head_outputs(meta: &ModelMeta, weights: &Weights) -> Result<usize> {
     let num_labels = weights
         .shape("classifier.out_proj.weight")
         .map(|s| s[0])
@@ -361,7 +455,7 @@ fn head_outputs(meta: &ModelMeta, weights: &Weights) -> Result<usize> {
 
 impl<'a> Builder<'a> {
     /// A builder on `g` with the shared constants.
-    fn new(mut g: Graph, w: &'a mut Weights, c: &'a Config, quantize: Quantize) -> Self {
+    fn new(g: &'a mut Graph, w: &'a mut Weights, c: &'a Config, quantize: Quantize) -> Self {
         let (h, d) = (c.hidden_size, c.head_dim());
         let one = g.scalar("one", 1.0);
         let sqrt2 = g.scalar("sqrt2", std::f32::consts::SQRT_2);
@@ -541,29 +635,5 @@ impl<'a> Builder<'a> {
             h2
         };
         self.linear(&h2, "classifier.out_proj", h, num_labels)
-    }
-
-    /// The graph's output from the head's first column `z`: a probability (classification)
-    /// or the label in its units (regression).
-    fn output(&mut self, z: &str, meta: &ModelMeta) {
-        let g = &mut self.g;
-        let zero_i = g.init_i64("output_column", &[], &[0]);
-        let z = g.op(
-            "Gather",
-            "raw_output",
-            &[z, &zero_i],
-            &[("axis", Attr::Int(1))],
-        );
-        let out = match meta.task {
-            Task::Classification => g.op("Sigmoid", io::PREDICTION, &[&z], &[]),
-            _ => {
-                let sd = g.scalar("label_sd", meta.label_sd as f32);
-                let mean = g.scalar("label_mean", meta.label_mean as f32);
-                let y = g.op("Mul", "prediction_scaled", &[&z, &sd], &[]);
-                g.op("Add", io::PREDICTION, &[&y, &mean], &[])
-            }
-        };
-        debug_assert_eq!(out, io::PREDICTION);
-        g.output(&out, DataType::FLOAT, &[Dim::Dynamic("batch")]);
     }
 }

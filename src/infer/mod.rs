@@ -72,6 +72,52 @@ pub struct BundleInfo {
     /// Test-time augmentation: [`Predictor::predict`] averages each SMILES as given and this
     /// many random SMILES of the same molecule (0: none).
     pub tta: usize,
+    /// What an ensemble bundle (`lipo finetune --ensemble`) says about itself; `None` for a
+    /// single model.
+    pub ensemble: Option<EnsembleInfo>,
+}
+
+/// The metadata of an ensemble bundle: its uncertainty and applicability domain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnsembleInfo {
+    /// Members whose mean is the prediction.
+    pub members: usize,
+    /// Factor applied to the members' sample sd (fitted on out-of-fold molecules so that
+    /// ±1.96 sd covers 95 % of them).
+    pub sd_scale: f64,
+    /// Domain score above which a molecule is out of domain.
+    pub domain_threshold: f64,
+    /// Nearest training molecules behind the domain score.
+    pub domain_neighbours: usize,
+    /// Training molecules.
+    pub training_molecules: usize,
+    /// Out-of-fold RMSE of the members on the training molecules (label units).
+    pub out_of_fold_rmse: f64,
+}
+
+/// One molecule's prediction with what the bundle says about trusting it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// Label units (regression) or probability (classification); an ensemble's mean.
+    pub value: f64,
+    /// Calibrated sd (ensembles; `None` for a single model).
+    pub sd: Option<f64>,
+    /// Applicability-domain score: mean distance to the nearest training molecules
+    /// (ensembles; `None` for a single model).
+    pub domain: Option<f64>,
+    /// Whether the domain score is at most the bundle's threshold (ensembles).
+    pub in_domain: Option<bool>,
+}
+
+/// A batch's outputs, one value per row ([`Predictor::run_batch_detail`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchOutputs {
+    /// `prediction`.
+    pub prediction: Vec<f32>,
+    /// `prediction_sd` (ensembles).
+    pub sd: Option<Vec<f32>>,
+    /// `domain` (ensembles).
+    pub domain: Option<Vec<f32>>,
 }
 
 /// Predictions from an exported bundle through ONNX Runtime; see the [module](self) docs for
@@ -147,6 +193,31 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
             v as usize
         }
     };
+    let ensemble = match md.custom(keys::MEMBERS) {
+        None => None,
+        Some(m) => {
+            let whole = |k: &str, v: f64| -> Result<usize> {
+                if v >= 0.0 && v.fract() == 0.0 && v <= 1e9 {
+                    Ok(v as usize)
+                } else {
+                    Err(Error::model(path, format!("metadata {k:?} = {v} is not a count")))
+                }
+            };
+            let members = whole(keys::MEMBERS, num(keys::MEMBERS, m)?)?;
+            let field = |k: &str| need(k).and_then(|v| num(k, v));
+            Some(EnsembleInfo {
+                members,
+                sd_scale: field(keys::SD_SCALE)?,
+                domain_threshold: field(keys::DOMAIN_THRESHOLD)?,
+                domain_neighbours: whole(keys::DOMAIN_NEIGHBOURS, field(keys::DOMAIN_NEIGHBOURS)?)?,
+                training_molecules: whole(
+                    keys::TRAINING_MOLECULES,
+                    field(keys::TRAINING_MOLECULES)?,
+                )?,
+                out_of_fold_rmse: field(keys::OUT_OF_FOLD_RMSE)?,
+            })
+        }
+    };
     let label_sd = num(keys::LABEL_SD, need(keys::LABEL_SD)?)?;
     let label_mean = num(keys::LABEL_MEAN, need(keys::LABEL_MEAN)?)?;
     if !(label_mean.is_finite() && label_sd.is_finite() && label_sd > 0.0) {
@@ -170,6 +241,7 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "none".into()),
         tta,
+        ensemble,
     })
 }
 
@@ -254,8 +326,17 @@ impl Predictor {
 
     /// Runs one padded batch; returns one prediction per row.
     pub fn run_batch(&self, batch: &PaddedBatch) -> Result<Vec<f32>> {
+        Ok(self.run_batch_detail(batch)?.prediction)
+    }
+
+    /// Runs one padded batch; returns every output of the graph, one value per row.
+    pub fn run_batch_detail(&self, batch: &PaddedBatch) -> Result<BatchOutputs> {
         if batch.batch == 0 {
-            return Ok(Vec::new());
+            return Ok(BatchOutputs {
+                prediction: vec![],
+                sd: self.info.ensemble.as_ref().map(|_| vec![]),
+                domain: self.info.ensemble.as_ref().map(|_| vec![]),
+            });
         }
         let shape = [batch.batch, batch.len];
         let e = |what: &str, err: ort::Error| ort_err(&self.path, what, err);
@@ -267,18 +348,29 @@ impl Predictor {
         let outputs = session
             .run(ort::inputs![io::INPUT_IDS => ids, io::ATTENTION_MASK => mask])
             .map_err(|x| e("running the graph", x))?;
-        let (_, y) = outputs[io::PREDICTION]
-            .try_extract_tensor::<f32>()
-            .map_err(|x| e("reading the prediction", x))?;
-        if y.len() != batch.batch {
-            return Err(Error::OnnxRuntime(format!(
-                "{}: the graph returned {} predictions for {} molecules",
-                self.path.display(),
-                y.len(),
-                batch.batch
-            )));
-        }
-        Ok(y.to_vec())
+        let read = |name: &str| -> Result<Vec<f32>> {
+            let value = outputs.get(name).ok_or_else(|| {
+                Error::model(&self.path, format!("the graph has no output {name:?}"))
+            })?;
+            let (_, y) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|x| e(&format!("reading {name}"), x))?;
+            if y.len() != batch.batch {
+                return Err(Error::OnnxRuntime(format!(
+                    "{}: the graph returned {} values of {name} for {} molecules",
+                    self.path.display(),
+                    y.len(),
+                    batch.batch
+                )));
+            }
+            Ok(y.to_vec())
+        };
+        let ensemble = self.info.ensemble.is_some();
+        Ok(BatchOutputs {
+            prediction: read(io::PREDICTION)?,
+            sd: ensemble.then(|| read(io::PREDICTION_SD)).transpose()?,
+            domain: ensemble.then(|| read(io::DOMAIN)).transpose()?,
+        })
     }
 
     /// Predictions for encoded molecules (token ids with `<bos>`/`<eos>`), in input order,
@@ -287,30 +379,47 @@ impl Predictor {
         self.predict_encoded_batched(seqs, self.batch_size)
     }
 
-    /// Mean prediction over each SMILES (which must encode) and the bundle's number of
-    /// random SMILES of its molecule; variants that do not encode cleanly are left out.
-    fn predict_tta(&self, smiles: &[&str]) -> Result<Vec<f64>> {
-        let (seqs, owner) =
-            crate::augment::encoded_variants(smiles, self.info.tta, &self.tokenizer)?;
-        let preds = self.predict_encoded(&seqs)?;
-        Ok(crate::augment::mean_by_owner(&preds, &owner, smiles.len()))
-    }
-
     /// [`Predictor::predict_encoded`] with `batch_size` molecules per run.
     pub fn predict_encoded_batched<S: AsRef<[u32]>>(
         &self,
         seqs: &[S],
         batch_size: usize,
     ) -> Result<Vec<f64>> {
-        let mut out = vec![0.0; seqs.len()];
+        Ok(self
+            .detail_encoded(seqs, batch_size)?
+            .into_iter()
+            .map(|p| p.value)
+            .collect())
+    }
+
+    /// Every output for encoded molecules, in input order, in length-sorted batches of
+    /// `batch_size`.
+    pub fn detail_encoded<S: AsRef<[u32]>>(
+        &self,
+        seqs: &[S],
+        batch_size: usize,
+    ) -> Result<Vec<Prediction>> {
+        let mut out = vec![self.prediction(f64::NAN, None, None); seqs.len()];
         for idx in length_sorted_batches(seqs, batch_size) {
             let rows: Vec<&[u32]> = idx.iter().map(|&i| seqs[i].as_ref()).collect();
-            let y = self.run_batch(&pad_batch(&rows))?;
+            let y = self.run_batch_detail(&pad_batch(&rows))?;
             for (r, &i) in idx.iter().enumerate() {
-                out[i] = y[r] as f64;
+                let at = |v: &Option<Vec<f32>>| v.as_ref().map(|v| v[r] as f64);
+                out[i] = self.prediction(y.prediction[r] as f64, at(&y.sd), at(&y.domain));
             }
         }
         Ok(out)
+    }
+
+    /// A [`Prediction`] with the in-domain flag from the bundle's threshold.
+    fn prediction(&self, value: f64, sd: Option<f64>, domain: Option<f64>) -> Prediction {
+        let threshold = self.info.ensemble.as_ref().map(|e| e.domain_threshold);
+        Prediction {
+            value,
+            sd,
+            domain,
+            in_domain: domain.zip(threshold).map(|(d, t)| d <= t),
+        }
     }
 
     /// Predictions for SMILES, in input order: label units (regression) or probabilities
@@ -319,31 +428,66 @@ impl Predictor {
     /// tch path). A SMILES that cannot be tokenized gets its own [`Error::InvalidSmiles`];
     /// the outer error is for ONNX Runtime failures.
     pub fn predict<S: AsRef<str>>(&self, smiles: &[S]) -> Result<Vec<Result<f64>>> {
+        Ok(self
+            .predict_detail(smiles)?
+            .into_iter()
+            .map(|p| p.map(|p| p.value))
+            .collect())
+    }
+
+    /// [`Predictor::predict`] with the calibrated sd and the applicability domain of an
+    /// ensemble bundle (`None` in those fields for a single model). With test-time
+    /// augmentation, each field is the mean over the molecule's writings.
+    pub fn predict_detail<S: AsRef<str>>(&self, smiles: &[S]) -> Result<Vec<Result<Prediction>>> {
         let encoded: Vec<Result<Vec<u32>>> = smiles
             .iter()
             .map(|s| self.tokenizer.encode(s.as_ref()))
             .collect();
-        let ok: Vec<&[u32]> = encoded
-            .iter()
-            .filter_map(|e| e.as_ref().ok().map(|v| v.as_slice()))
-            .collect();
-        let averaged;
+        let ok_rows: Vec<usize> = (0..smiles.len()).filter(|&i| encoded[i].is_ok()).collect();
         let mut preds = if self.info.tta > 0 {
-            let ok_smiles: Vec<&str> = smiles
-                .iter()
-                .zip(&encoded)
-                .filter(|(_, e)| e.is_ok())
-                .map(|(s, _)| s.as_ref())
-                .collect();
-            averaged = self.predict_tta(&ok_smiles)?;
-            averaged.into_iter()
+            let ok_smiles: Vec<&str> = ok_rows.iter().map(|&i| smiles[i].as_ref()).collect();
+            let (seqs, owner) =
+                crate::augment::encoded_variants(&ok_smiles, self.info.tta, &self.tokenizer)?;
+            let all = self.detail_encoded(&seqs, self.batch_size)?;
+            self.mean_by_owner(&all, &owner, ok_smiles.len())
         } else {
-            self.predict_encoded(&ok)?.into_iter()
-        };
+            let ok: Vec<&[u32]> = ok_rows
+                .iter()
+                .filter_map(|&i| encoded[i].as_ref().ok().map(|v| v.as_slice()))
+                .collect();
+            self.detail_encoded(&ok, self.batch_size)?
+        }
+        .into_iter();
         Ok(encoded
             .into_iter()
-            .map(|e| e.map(|_| preds.next().unwrap_or(f64::NAN)))
+            .map(|e| {
+                e.map(|_| {
+                    preds
+                        .next()
+                        .unwrap_or_else(|| self.prediction(f64::NAN, None, None))
+                })
+            })
             .collect())
+    }
+
+    /// Each field of the predictions of every writing averaged per molecule.
+    fn mean_by_owner(&self, all: &[Prediction], owner: &[usize], n: usize) -> Vec<Prediction> {
+        let field = |f: &dyn Fn(&Prediction) -> Option<f64>| -> Option<Vec<f64>> {
+            let v: Option<Vec<f64>> = all.iter().map(f).collect();
+            v.map(|v| crate::augment::mean_by_owner(&v, owner, n))
+        };
+        let value = field(&|p| Some(p.value)).unwrap_or_default();
+        let sd = field(&|p| p.sd);
+        let domain = field(&|p| p.domain);
+        (0..n)
+            .map(|i| {
+                self.prediction(
+                    value[i],
+                    sd.as_ref().map(|v| v[i]),
+                    domain.as_ref().map(|v| v[i]),
+                )
+            })
+            .collect()
     }
 }
 

@@ -20,7 +20,7 @@ fn h64<T: Hash>(t: &T) -> u64 {
 impl Molecule {
     /// The bond order code of the graph key: order × 2, aromatic = 3. An implicit bond is
     /// aromatic between two aromatic atoms, single otherwise; `/` and `\` are single.
-    fn key_order(&self, bond: usize) -> u8 {
+    pub(super) fn key_order(&self, bond: usize) -> u8 {
         let b = &self.bonds[bond];
         match b.symbol {
             Some('=') => 4,

@@ -1,6 +1,7 @@
 //! The one SMILES reader of lipo: an OpenSMILES grammar check that also builds the molecular
-//! graph as written, the graph key used to find duplicates, and the random-SMILES writer used
-//! for augmentation.
+//! graph as written, the graph key used to find duplicates, the random-SMILES writer used
+//! for augmentation, and the canonical writer that makes model input independent of how a
+//! molecule was written.
 //!
 //! - [`check`] / [`Molecule::parse`]: the grammar of OpenSMILES (organic-subset and bracket
 //!   atoms, bonds, branches, ring closures, dots), that aromatic atoms lie in a ring, and the
@@ -11,6 +12,15 @@
 //!   not depend on atom order, branch layout, ring numbers, hydrogen notation or stereo.
 //! - [`Molecule::random_smiles`]: the same molecule written from a random atom with
 //!   neighbours in random order.
+//! - [`Molecule::canonical_ranks`] / [`Molecule::canonical_smiles`] / [`canonical`]: atom
+//!   ranks that do not depend on atom order (refinement of atom invariants, then
+//!   tie-breaking; stereo taken into account), and the writing that follows them, so that
+//!   every writing of a molecule gives one string. The canonical writing keeps atom texts
+//!   as written (`[nH]`, `[Cl]`, `[C@@H]` with its mark recomputed) and drops only bond
+//!   symbols the implicit bond means anyway (`-` unless both atoms are aromatic, `:` between
+//!   aromatic atoms). So writings that differ in more than notation stay apart: Kekulé and
+//!   aromatic forms of a ring, `Cl` and `[Cl]`, `/`, `\` marks on different bonds of one
+//!   double bond, explicit `[H]` atoms and hydrogen counts.
 //!
 //! One deliberate departure from OpenSMILES-accepting toolkits such as RDKit: a ring-closure
 //! digit must directly follow its atom (or another ring-closure digit of it), as the
@@ -18,6 +28,7 @@
 //! error.
 
 mod bracket;
+mod canon;
 mod closure;
 mod kekule;
 mod key;
@@ -65,6 +76,18 @@ pub fn check(smiles: &str) -> Result<(), SmilesError> {
 /// The order-independent graph key of `smiles`, or `None` when it is not a valid SMILES.
 pub fn graph_key(smiles: &str) -> Option<u64> {
     Molecule::parse(smiles).ok().map(|m| m.graph_key())
+}
+
+/// The canonical SMILES of `smiles` ([`Molecule::canonical_smiles`]): one string for every
+/// writing of the same molecule. When the writer cannot rewrite the molecule (directional
+/// bonds on ring closures, extended chirality such as `@TH1`, a `.` inside a branch, more
+/// than 99 ring numbers; see [`Molecule::randomizable`]) the input is returned unchanged,
+/// so such a molecule keeps the form it was given in. Errors when `smiles` is not valid.
+pub fn canonical(smiles: &str) -> Result<String, SmilesError> {
+    let molecule = Molecule::parse(smiles)?;
+    Ok(molecule
+        .canonical_smiles()
+        .unwrap_or_else(|| smiles.to_string()))
 }
 
 /// Chirality of a bracket atom, as written.

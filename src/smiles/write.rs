@@ -1,18 +1,24 @@
-//! Random SMILES of the same molecule ("SMILES enumeration"), for training-time
-//! augmentation.
+//! The writers: random SMILES of the same molecule ("SMILES enumeration") for
+//! training-time augmentation, and the canonical SMILES that every writing of a molecule
+//! shares.
 //!
-//! The molecule is written again by a depth-first walk from a random atom that visits
-//! neighbours in random order, keeping atoms and bond symbols as written. The result is the
-//! same molecule for any SMILES reader:
+//! Both write the molecule again by one depth-first walk, keeping atoms and bond symbols as
+//! written; only the order differs (`WalkOrder`): the random writer starts from a random
+//! atom and visits neighbours in random order, the canonical writer starts each part at its
+//! lowest canonical rank ([`Molecule::canonical_ranks`]) and visits neighbours in rank order.
+//! The result is the same molecule for any SMILES reader:
 //! - implicit bonds stay implicit, so aromatic-aromatic and single bonds keep their meaning;
 //! - tetrahedral centres (`@`, `@@`) are flipped when the new neighbour order is an odd
 //!   permutation of the written one (the implicit hydrogen of `[C@H]` counted as OpenSMILES
 //!   says: right after the preceding atom, or first);
 //! - `/` and `\` on chain bonds are flipped when the bond is written in the other direction.
 //!
-//! Declined ([`Molecule::random_smiles`] returns `None`): directional bonds on ring
-//! closures, extended chirality (`@TH1`, `@SP2`, …), a `.` inside a branch, and writings
-//! that would need more than 99 ring closures open at once.
+//! The canonical writer also drops bond symbols that say what the implicit bond says: `-`
+//! unless both atoms are aromatic, `:` between two aromatic atoms.
+//!
+//! Declined ([`Molecule::random_smiles`] and [`Molecule::canonical_smiles`] return `None`):
+//! directional bonds on ring closures, extended chirality (`@TH1`, `@SP2`, …), a `.` inside
+//! a branch, and writings that would need more than 99 ring closures open at once.
 //!
 //! The random stream is part of the contract: for the same seed the output is the same, byte
 //! for byte, as the writer this replaces (resumed training runs depend on it). Do not change
@@ -30,6 +36,51 @@ pub(crate) enum Slot {
     Bond(usize),
     /// The implicit hydrogen of a bracket atom such as `[C@H]`.
     H,
+}
+
+/// The order of a writing: where parts start and in which order neighbours are visited.
+pub(crate) trait WalkOrder {
+    /// All atoms, in the order they are tried as the start of the next part.
+    fn atoms(&mut self, n: usize) -> Vec<usize>;
+    /// Puts `bonds` (the bonds of `atom`, in bond order) in visiting order; called once
+    /// per atom, when the walk enters it.
+    fn bonds(&mut self, m: &Molecule, atom: usize, bonds: &mut [usize]);
+}
+
+/// The random writer's order: one shuffle of all atoms, then one shuffle of each atom's
+/// bonds when the walk enters it.
+impl WalkOrder for SplitMix64 {
+    fn atoms(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        self.shuffle(&mut order);
+        order
+    }
+
+    fn bonds(&mut self, _: &Molecule, _: usize, bonds: &mut [usize]) {
+        self.shuffle(bonds);
+    }
+}
+
+/// The canonical writer's order: atoms by rank; bonds with `/` or `\` first (so that they
+/// tend to be chain bonds, which the writers can rewrite), then by the rank of the atom they
+/// lead to.
+struct RankOrder<'r> {
+    ranks: &'r [usize],
+}
+
+impl WalkOrder for RankOrder<'_> {
+    fn atoms(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&a| self.ranks[a]);
+        order
+    }
+
+    fn bonds(&mut self, m: &Molecule, atom: usize, bonds: &mut [usize]) {
+        bonds.sort_by_key(|&b| {
+            let marked = m.bonds[b].symbol.is_some_and(is_directional);
+            (!marked, self.ranks[m.bonds[b].other(atom)])
+        });
+    }
 }
 
 impl Molecule {
@@ -55,9 +106,41 @@ impl Molecule {
         if !self.randomizable() {
             return None;
         }
+        self.write_walk(rng, false).map(|(smiles, _)| smiles)
+    }
+
+    /// The canonical SMILES of this molecule: the same string for every writing of it (same
+    /// atom texts, bonds and stereo; see the module documentation of [`crate::smiles`]).
+    /// Each part starts at its lowest [`Molecule::canonical_ranks`] atom, parts in the order
+    /// of their lowest ranks, neighbours visited in rank order; atom texts stay as written
+    /// (with `@`/`@@` recomputed), `-` between atoms that are not both aromatic and `:`
+    /// between aromatic atoms are dropped. `None` when the molecule is not
+    /// [`Molecule::randomizable`], when the writing would need more than 99 ring numbers,
+    /// or when it would put a `/` or `\` on a ring closure (possible where such bonds lie in
+    /// rings: the walk takes them first, so rarely).
+    pub fn canonical_smiles(&self) -> Option<String> {
+        self.canonical_writing().map(|(smiles, _)| smiles)
+    }
+
+    /// The canonical SMILES and, for each atom it writes in turn, the atom of this molecule
+    /// it is (see [`Molecule::canonical_smiles`]).
+    pub(crate) fn canonical_writing(&self) -> Option<(String, Vec<usize>)> {
+        if !self.randomizable() {
+            return None;
+        }
+        let ranks = self.canonical_ranks();
+        self.write_walk(&mut RankOrder { ranks: &ranks }, true)
+    }
+
+    /// One depth-first writing in the order `order` gives: the SMILES and its atoms in
+    /// written order, or `None` past 99 ring numbers. When `tidy` (the canonical writer), bond
+    /// symbols the implicit bond means anyway are dropped, and `None` when a `/` or `\` bond
+    /// would be written as a ring closure.
+    fn write_walk(&self, order: &mut impl WalkOrder, tidy: bool) -> Option<(String, Vec<usize>)> {
         let n = self.atoms.len();
         let mut walk = Walk {
             m: self,
+            tidy,
             visited: vec![false; n],
             parent_bond: vec![None; n],
             children: vec![vec![]; n],
@@ -65,28 +148,31 @@ impl Molecule {
             opens: vec![vec![]; n],
             ring_bond: vec![false; self.bonds.len()],
         };
-        // Roots of the parts, in random order.
-        let mut order: Vec<usize> = (0..n).collect();
-        rng.shuffle(&mut order);
+        // Roots of the parts: the first atom of each part in the strategy's atom order.
         let mut roots = vec![];
-        for &start in &order {
+        for start in order.atoms(n) {
             if !walk.visited[start] {
-                walk.visit(start, rng);
+                walk.visit(start, order);
                 roots.push(start);
             }
         }
+        if tidy && walk.marked_ring_closure() {
+            return None;
+        }
         let mut out = String::with_capacity(self.smiles.len() + 8);
+        let mut written = Vec::with_capacity(n);
         let mut numbers = RingNumbers {
             in_use: Vec::new(),
             of_bond: vec![0; self.bonds.len()],
         };
+        let mut marks = MarkPolarity::new(self, tidy);
         for (k, &root) in roots.iter().enumerate() {
             if k > 0 {
                 out.push('.');
             }
-            walk.write(root, &mut numbers, &mut out)?;
+            walk.write(root, (&mut numbers, &mut marks), &mut out, &mut written)?;
         }
-        Some(out)
+        Some((out, written))
     }
 
     /// The neighbour slots of atom `atom` in written order: its bonds by where the SMILES
@@ -115,6 +201,69 @@ impl Molecule {
     fn chiral_h(&self, atom: usize) -> bool {
         let a = &self.atoms[atom];
         a.chirality.is_some() && a.hydrogens.unwrap_or(0) > 0
+    }
+}
+
+/// How the canonical writer turns `/` and `\` around: all marks of one double-bond system
+/// (the marked bonds around its double bonds, joined through conjugation) may be flipped
+/// together without changing the molecule, so each system is written with its first mark as
+/// `/`. The random writer keeps marks as written (no systems).
+struct MarkPolarity {
+    /// The system of each bond (a representative bond), or empty for the random writer.
+    system: Vec<usize>,
+    /// Per system, whether its marks are flipped; decided at its first written mark.
+    flip: Vec<Option<bool>>,
+}
+
+/// The representative of `k` in the union-find forest `system`.
+fn root(system: &mut [usize], mut k: usize) -> usize {
+    while system[k] != k {
+        system[k] = system[system[k]];
+        k = system[k];
+    }
+    k
+}
+
+impl MarkPolarity {
+    fn new(m: &Molecule, canonical: bool) -> Self {
+        if !canonical {
+            return MarkPolarity {
+                system: vec![],
+                flip: vec![],
+            };
+        }
+        let mut system: Vec<usize> = (0..m.bonds.len()).collect();
+        for b in m.bonds.iter().filter(|b| b.symbol == Some('=')) {
+            let mut marked = m
+                .atom_bonds(b.from)
+                .iter()
+                .chain(m.atom_bonds(b.to))
+                .filter(|&&k| m.bonds[k].symbol.is_some_and(is_directional));
+            if let Some(&first) = marked.next() {
+                for &k in marked {
+                    let (x, y) = (root(&mut system, first), root(&mut system, k));
+                    system[y] = x;
+                }
+            }
+        }
+        let system: Vec<usize> = (0..m.bonds.len()).map(|k| root(&mut system, k)).collect();
+        MarkPolarity {
+            flip: vec![None; system.len()],
+            system,
+        }
+    }
+
+    /// The mark to write for `bond` where the writing gives `symbol`.
+    fn apply(&mut self, bond: usize, symbol: char) -> char {
+        let Some(&system) = self.system.get(bond) else {
+            return symbol;
+        };
+        let flip = *self.flip[system].get_or_insert(symbol == '\\');
+        match (symbol, flip) {
+            ('/', true) => '\\',
+            ('\\', true) => '/',
+            (s, _) => s,
+        }
     }
 }
 
@@ -178,9 +327,11 @@ pub(crate) fn odd_permutation(from: &[Slot], to: &[Slot]) -> bool {
     inversions % 2 == 1
 }
 
-/// One random depth-first walk: the spanning tree and ring closures it chose.
+/// One depth-first walk: the spanning tree and ring closures it chose.
 struct Walk<'a> {
     m: &'a Molecule,
+    /// Drop bond symbols that the implicit bond means anyway (the canonical writer).
+    tidy: bool,
     visited: Vec<bool>,
     parent_bond: Vec<Option<usize>>,
     /// Tree bonds to children, in visiting order.
@@ -193,17 +344,18 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn visit(&mut self, start: usize, rng: &mut SplitMix64) {
-        // Iterative depth-first search: (atom, its shuffled bonds, next bond to look at).
-        let mut stack: Vec<(usize, Vec<usize>, usize)> = vec![];
-        let enter = |w: &mut Self, atom: usize, rng: &mut SplitMix64| {
-            w.visited[atom] = true;
-            let mut bonds = w.m.atom_bonds(atom).to_vec();
-            rng.shuffle(&mut bonds);
-            (atom, bonds, 0)
-        };
-        let first = enter(self, start, rng);
-        stack.push(first);
+    /// Marks `atom` visited and orders its bonds: the new top of the walk's stack.
+    fn enter(&mut self, atom: usize, order: &mut impl WalkOrder) -> (usize, Vec<usize>, usize) {
+        self.visited[atom] = true;
+        let mut bonds = self.m.atom_bonds(atom).to_vec();
+        order.bonds(self.m, atom, &mut bonds);
+        (atom, bonds, 0)
+    }
+
+    fn visit(&mut self, start: usize, order: &mut impl WalkOrder) {
+        // Iterative depth-first search: (atom, its ordered bonds, next bond to look at).
+        let first = self.enter(start, order);
+        let mut stack: Vec<(usize, Vec<usize>, usize)> = vec![first];
         while let Some(top) = stack.last_mut() {
             let (atom, ref bonds, ref mut next) = *top;
             if *next == bonds.len() {
@@ -224,21 +376,49 @@ impl Walk<'_> {
             } else {
                 self.parent_bond[other] = Some(bond);
                 self.children[atom].push(bond);
-                let entered = enter(self, other, rng);
+                let entered = self.enter(other, order);
                 stack.push(entered);
             }
         }
     }
 
-    fn push_bond_symbol(&self, bond: usize, written_from: usize, out: &mut String) {
+    /// Whether a bond with `/` or `\` became a ring closure.
+    fn marked_ring_closure(&self) -> bool {
+        self.m
+            .bonds
+            .iter()
+            .zip(&self.ring_bond)
+            .any(|(b, &ring)| ring && b.symbol.is_some_and(is_directional))
+    }
+
+    /// The symbol of `bond` to write: as written, or none where `tidy` drops it.
+    fn bond_symbol(&self, bond: usize) -> Option<char> {
         let b = &self.m.bonds[bond];
-        let symbol = match b.symbol {
+        let both_aromatic = self.m.atoms[b.from].aromatic && self.m.atoms[b.to].aromatic;
+        match b.symbol {
+            Some('-') if self.tidy && !both_aromatic => None,
+            Some(':') if self.tidy && both_aromatic => None,
+            s => s,
+        }
+    }
+
+    fn push_bond_symbol(
+        &self,
+        bond: usize,
+        written_from: usize,
+        marks: &mut MarkPolarity,
+        out: &mut String,
+    ) {
+        let b = &self.m.bonds[bond];
+        let symbol = match self.bond_symbol(bond) {
             Some('/') if b.from != written_from => Some('\\'),
             Some('\\') if b.from != written_from => Some('/'),
             s => s,
         };
-        if let Some(s) = symbol {
-            out.push(s);
+        match symbol {
+            Some(s) if is_directional(s) => out.push(marks.apply(bond, s)),
+            Some(s) => out.push(s),
+            None => {}
         }
     }
 
@@ -276,8 +456,15 @@ impl Walk<'_> {
         out.push_str(&text[at + mark_len..]);
     }
 
-    /// Writes the part rooted at `root`; `None` when it needs more than 99 ring numbers.
-    fn write(&self, root: usize, numbers: &mut RingNumbers, out: &mut String) -> Option<()> {
+    /// Writes the part rooted at `root`, adding its atoms to `written` in written order;
+    /// `None` when it needs more than 99 ring numbers.
+    fn write(
+        &self,
+        root: usize,
+        (numbers, marks): (&mut RingNumbers, &mut MarkPolarity),
+        out: &mut String,
+        written: &mut Vec<usize>,
+    ) -> Option<()> {
         enum Item {
             Atom(usize),
             Text(char),
@@ -293,14 +480,15 @@ impl Walk<'_> {
             };
             if let Some(p) = self.parent_bond[atom] {
                 let from = self.m.bonds[p].other(atom);
-                self.push_bond_symbol(p, from, out);
+                self.push_bond_symbol(p, from, marks, out);
             }
             self.push_atom_text(atom, out);
+            written.push(atom);
             for &bond in &self.closes[atom] {
                 push_ring_label(out, numbers.close(bond));
             }
             for &bond in &self.opens[atom] {
-                self.push_bond_symbol(bond, atom, out);
+                self.push_bond_symbol(bond, atom, marks, out);
                 push_ring_label(out, numbers.open(bond)?);
             }
             // Children: all but the last in parentheses; pushed in reverse for the stack.

@@ -188,6 +188,7 @@ fn run_seed(
     };
     let run = |init: InitFrom| FinetuneRun {
         data: cfg.data.clone(),
+        fold: None,
         extra: None,
         table: cfg.table.clone(),
         init,

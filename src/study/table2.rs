@@ -108,6 +108,7 @@ impl Table2Config {
                 seed,
                 ..self.finetune.clone()
             },
+            fold: None,
             extra,
         }
     }

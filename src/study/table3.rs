@@ -123,6 +123,7 @@ impl CompareConfig {
     pub fn run_of(&self, method: &Method, seed: u64) -> FinetuneRun {
         FinetuneRun {
             data: self.data.clone(),
+            fold: None,
             extra: None,
             table: self.table.clone(),
             init: self.init.clone(),

@@ -210,6 +210,24 @@ pub struct FinetuneRun {
     /// validation and test stay the seed's split of `data`. Absent in older `run.json` files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra: Option<ExtraTable>,
+    /// A member of a K-fold ensemble ([`crate::train::ensemble`]): validation is this fold of
+    /// the rows that are not test, and training is the other folds. Absent: the usual
+    /// train / validation / test split of `train.seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<Fold>,
+}
+
+/// Which fold of a K-fold ensemble a run validates on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fold {
+    /// This member's fold, `0..count`.
+    pub index: usize,
+    /// Folds (ensemble members).
+    pub count: usize,
+    /// Seed of the test split and of the fold assignment, shared by all members (each
+    /// member's `train.seed` drives its own weights, batch order and dropout).
+    pub split_seed: u64,
 }
 
 /// A second labelled table whose rows are added to training.
@@ -257,6 +275,29 @@ impl FinetuneConfig {
         }
         if let Some(p) = &self.peft {
             p.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl Fold {
+    /// Refuses a fold that cannot exist, naming the setting.
+    pub(super) fn validate(&self) -> Result<()> {
+        if !(2..=crate::train::ensemble::MAX_MEMBERS).contains(&self.count) {
+            return Err(Error::param(
+                "ensemble",
+                format!(
+                    "{} members: an ensemble has 2 to {}",
+                    self.count,
+                    crate::train::ensemble::MAX_MEMBERS
+                ),
+            ));
+        }
+        if self.index >= self.count {
+            return Err(Error::param(
+                "fold",
+                format!("fold {} of {} does not exist", self.index, self.count),
+            ));
         }
         Ok(())
     }

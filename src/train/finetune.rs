@@ -29,6 +29,9 @@ pub fn finetune(
     let t0 = Instant::now();
     let start_rss = crate::memory::current_rss();
     run.train.validate()?;
+    if let Some(f) = &run.fold {
+        f.validate()?;
+    }
     if let Some(finished) = claim_run_dir(run, out, monitor)? {
         return Ok(finished);
     }

@@ -48,7 +48,11 @@ impl Inputs {
         let cfg = &run.train;
         let tokenizer = tokenizer_of(&run.init)?;
         let mut data = load_data(run, &tokenizer)?;
-        let mut split = Split::new(data.records.len(), cfg.seed, cfg.test_frac, cfg.valid_frac)?;
+        let n = data.records.len();
+        let mut split = match &run.fold {
+            Some(f) => Split::fold(n, f.split_seed, cfg.test_frac, f.index, f.count)?,
+            None => Split::new(n, cfg.seed, cfg.test_frac, cfg.valid_frac)?,
+        };
         if split.valid.is_empty() {
             return Err(Error::param(
                 "valid_frac",

@@ -7,12 +7,13 @@
 //! One job per file: `config` (the settings and their validation), `inputs` (table, split,
 //! extra rows, targets), `batches` (what each epoch trains on, in which order), `finetune`
 //! (the run as named steps), `epochs` (the epoch loop), `evaluate` (metrics and predictions),
-//! `report` (what a run measured, and the final step) and `run_dir` (reading finished run
-//! folders back).
+//! `report` (what a run measured, and the final step), `run_dir` (reading finished run
+//! folders back) and `ensemble` (K-fold ensembles of such runs).
 
 mod batches;
 mod config;
 mod epochs;
+pub mod ensemble;
 mod evaluate;
 mod finetune;
 mod inputs;
@@ -20,7 +21,8 @@ mod report;
 mod run_dir;
 
 pub use batches::bucketed_batches;
-pub use config::{Binarize, ExtraTable, FinetuneConfig, FinetuneRun, InitFrom, LrSchedule};
+pub use config::{Binarize, ExtraTable, FinetuneConfig, FinetuneRun, Fold, InitFrom, LrSchedule};
+pub use ensemble::{finetune_ensemble, EnsembleReport, EnsembleRun};
 pub use epochs::EpochRecord;
 pub use evaluate::{evaluate, evaluate_classification, write_predictions};
 pub use finetune::finetune;

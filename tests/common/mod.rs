@@ -80,6 +80,7 @@ pub fn tiny_toy_run(
 ) -> lipo::train::FinetuneRun {
     lipo::train::FinetuneRun {
         data,
+        fold: None,
         extra: None,
         table: lipo::data::TableOptions::default(),
         init: lipo::train::InitFrom::Random(Box::new(lipo::model::Config::tiny())),

@@ -1,7 +1,9 @@
 //! Tests of the SMILES reader: the grammar (`grammar`), the graph key (`key`), the random
-//! writer (`writer`), valences and Kekulé structures (`valence`), hostile and random inputs
-//! and the reference data (`robustness`).
+//! writer (`writer`), the canonical writer (`canonical`), valences and Kekulé structures
+//! (`valence`), hostile and random inputs and the reference data (`robustness`).
 
+mod canonical;
+mod golden_tmp;
 mod grammar;
 mod key;
 mod robustness;

@@ -35,7 +35,7 @@ fn hostile_inputs_do_not_overflow_or_hang() {
     assert_eq!(error_at(&digits), 3);
 }
 
-fn random_string(rng: &mut SplitMix64) -> String {
+pub(super) fn random_string(rng: &mut SplitMix64) -> String {
     const PIECES: &[&str] = &[
         "C", "c", "N", "n", "O", "o", "S", "s", "Cl", "Br", "F", "(", ")", "(", ")", "[", "]", "=",
         "#", "-", "/", "\\", ":", "$", ".", "%", "1", "2", "3", "1", "2", "0", "@", "@@", "H", "+",
@@ -48,7 +48,7 @@ fn random_string(rng: &mut SplitMix64) -> String {
 }
 
 /// A valid molecule with one character deleted, duplicated or replaced.
-fn mutated(rng: &mut SplitMix64) -> String {
+pub(super) fn mutated(rng: &mut SplitMix64) -> String {
     const CHARS: &[char] = &[
         'C', 'c', 'N', '(', ')', '[', ']', '=', '#', '1', '2', '%', '.', '@', 'H', '+', '/', 'é',
     ];

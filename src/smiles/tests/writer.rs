@@ -43,6 +43,18 @@ fn random_smiles_pass_check_and_keep_the_key() {
     }
 }
 
+/// The handedness of the chirality mark of atom `atom` as a sign that does not depend on
+/// the writing: the mark (true for `@@`) combined with the parity of the written neighbour
+/// order against the neighbours sorted by `name` (the implicit hydrogen is `Slot::H`).
+/// Neighbours must have distinct names.
+pub(super) fn chirality_sign<T: Ord>(m: &Molecule, atom: usize, name: impl Fn(Slot) -> T) -> bool {
+    let written = m.written_slots(atom);
+    let mut sorted = written.clone();
+    sorted.sort_by_key(|&s| name(s));
+    let odd = odd_permutation(&written, &sorted);
+    (m.atoms()[atom].chirality() == Some(Chirality::Clockwise)) ^ odd
+}
+
 /// The chirality of `[C@@H](F)(Cl)Br`-style centres as a canonical sign: the parity of the
 /// written neighbour order (by atom text) combined with the mark.
 fn centre_sign(smiles: &str) -> bool {
@@ -52,23 +64,10 @@ fn centre_sign(smiles: &str) -> bool {
         .iter()
         .position(|a| a.chirality().is_some())
         .expect("a chiral atom");
-    let names: Vec<String> = m
-        .written_slots(i)
-        .iter()
-        .map(|s| match s {
-            Slot::H => "H".to_string(),
-            Slot::Bond(b) => m.atom_text(m.bonds()[*b].other(i)).to_string(),
-        })
-        .collect();
-    let mut sorted = names.clone();
-    sorted.sort();
-    let as_slots = |v: &[String]| -> Vec<Slot> {
-        v.iter()
-            .map(|n| Slot::Bond(names.iter().position(|m| m == n).unwrap()))
-            .collect()
-    };
-    let odd = odd_permutation(&as_slots(&names), &as_slots(&sorted));
-    (m.atoms()[i].chirality() == Some(Chirality::Clockwise)) ^ odd
+    chirality_sign(&m, i, |s| match s {
+        Slot::H => "H".to_string(),
+        Slot::Bond(b) => m.atom_text(m.bonds()[b].other(i)).to_string(),
+    })
 }
 
 #[test]

@@ -1,0 +1,265 @@
+//! One ONNX graph of a gathered K-fold ensemble (`lipo finetune --ensemble K`): every
+//! member's encoder and head side by side on the same inputs, then
+//!
+//! - `prediction`: the members' mean;
+//! - `prediction_sd`: their sample sd times the calibration factor of the ensemble;
+//! - `domain`: the mean Euclidean distance from the members' mean embedding to its k nearest
+//!   training molecules, whose embeddings the graph stores (`d² = |e|² + |t|² − 2 e·t`, the
+//!   k smallest by `TopK`).
+//!
+//! Read without libtorch: the ensemble folder's `metrics.json` and `domain.safetensors`,
+//! and each member's `model/` folder.
+
+use std::path::{Path, PathBuf};
+
+use onnx_protobuf::tensor_proto::DataType;
+use serde::Deserialize;
+
+use super::graph::{Attr, Dim, Graph};
+use super::molformer::{forward, head_outputs, label_units, start_graph};
+use super::{Quantize, Weights};
+use crate::bundle::io;
+use crate::error::{Error, Result};
+use crate::model::{Config, ModelMeta, Task};
+use crate::tokenizer::SmilesTokenizer;
+
+/// Files of an ensemble folder that export reads (written by `lipo::train::ensemble`).
+pub mod files {
+    /// The ensemble's settings; marks an ensemble folder.
+    pub const ENSEMBLE: &str = "ensemble.json";
+    /// The gathered ensemble's report.
+    pub const METRICS: &str = "metrics.json";
+    /// Training-molecule embeddings (tensor `embeddings`, `[molecules, hidden]`).
+    pub const DOMAIN: &str = "domain.safetensors";
+    /// The tensor of [`DOMAIN`].
+    pub const EMBEDDINGS: &str = "embeddings";
+}
+
+/// What the bundle needs from the gathered ensemble's `metrics.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EnsembleSummary {
+    /// Members.
+    pub members: usize,
+    /// Regression or classification.
+    pub task: Task,
+    /// Training molecules (all folds) and test molecules.
+    pub sizes: [usize; 2],
+    /// Factor on the members' sample sd.
+    pub sd_scale: f64,
+    /// Domain score above which a molecule is out of domain.
+    pub domain_threshold: f64,
+    /// Nearest training molecules behind the domain score.
+    pub domain_neighbours: usize,
+    /// Mean of the training labels.
+    pub label_mean: f64,
+    /// Sd of the training labels.
+    pub label_sd: f64,
+    /// Out-of-fold predictions on the training molecules.
+    pub out_of_fold: OutOfFold,
+}
+
+/// The out-of-fold error of an ensemble.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutOfFold {
+    /// RMSE in label units (Brier score's root for classification).
+    #[serde(deserialize_with = "crate::metrics::nan_if_null")]
+    pub rmse: f64,
+}
+
+/// One member: its settings, metadata and weights.
+pub struct Member {
+    /// Architecture (the same for every member).
+    pub config: Config,
+    /// Task and label statistics of the member's own training rows.
+    pub meta: ModelMeta,
+    /// Its weights.
+    pub weights: Weights,
+    /// Its tokenizer (the same vocabulary for every member).
+    pub tokenizer: SmilesTokenizer,
+}
+
+/// A gathered ensemble folder read for export.
+pub struct EnsembleFolder {
+    /// What the ensemble measured.
+    pub summary: EnsembleSummary,
+    /// Its members, in order.
+    pub members: Vec<Member>,
+    /// Training embeddings, row-major `[molecules, hidden]`.
+    pub embeddings: Vec<f32>,
+}
+
+/// Whether `dir` is an ensemble folder.
+pub fn is_ensemble(dir: &Path) -> bool {
+    dir.join(files::ENSEMBLE).is_file()
+}
+
+/// Reads the gathered ensemble in `dir`; an ensemble whose members have not all finished is
+/// refused, naming the folder.
+pub fn read(dir: &Path) -> Result<EnsembleFolder> {
+    let metrics = dir.join(files::METRICS);
+    if !metrics.is_file() {
+        return Err(Error::model(
+            dir,
+            "the ensemble is not gathered yet (no metrics.json): finish its members with lipo finetune --ensemble",
+        ));
+    }
+    let summary: EnsembleSummary = crate::fsutil::read_json(&metrics)?;
+    let mut members = Vec::with_capacity(summary.members);
+    for k in 0..summary.members {
+        let model_dir = dir.join(format!("member-{k}")).join("model");
+        let (config, weights_path, tokenizer, _) = crate::model::read_folder(&model_dir)?;
+        let meta: ModelMeta =
+            crate::fsutil::read_json(&model_dir.join(crate::model::files::META))?;
+        members.push(Member {
+            config,
+            meta,
+            weights: Weights::from_safetensors(&weights_path)?,
+            tokenizer,
+        });
+    }
+    check_members(dir, &members)?;
+    let domain_path = dir.join(files::DOMAIN);
+    let mut domain = Weights::from_safetensors(&domain_path)?;
+    let h = members[0].config.hidden_size;
+    let embeddings = domain
+        .take(files::EMBEDDINGS, &[summary.sizes[0], h])
+        .map_err(|e| Error::model(&domain_path, e.to_string()))?
+        .data;
+    Ok(EnsembleFolder {
+        summary,
+        members,
+        embeddings,
+    })
+}
+
+/// Members must share architecture, vocabulary, task and test-time augmentation.
+fn check_members(dir: &Path, members: &[Member]) -> Result<()> {
+    let Some(first) = members.first() else {
+        return Err(Error::model(dir, "the ensemble has no members"));
+    };
+    for (k, m) in members.iter().enumerate().skip(1) {
+        let same = m.config == first.config
+            && m.tokenizer.vocab_hash() == first.tokenizer.vocab_hash()
+            && m.meta.task == first.meta.task
+            && m.meta.tta == first.meta.tta;
+        if !same {
+            return Err(Error::model(
+                &PathBuf::from(dir).join(format!("member-{k}")),
+                "differs from member 0 in architecture, vocabulary, task or test-time augmentation",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The ensemble's graph (see the [module](self) documentation), consuming the members'
+/// weights.
+pub fn build(folder: &mut EnsembleFolder, quantize: Quantize) -> Result<onnx_protobuf::GraphProto> {
+    let k = folder.members.len();
+    let config = folder.members[0].config.clone();
+    config.validate()?;
+    let (mut g, ids, mask) = start_graph(quantize);
+    let mut preds = Vec::with_capacity(k);
+    let mut pooled = Vec::with_capacity(k);
+    for (i, m) in folder.members.iter_mut().enumerate() {
+        let num_labels = head_outputs(&m.meta, &m.weights)?;
+        let (p, z) = forward(&mut g, &ids, &mask, &config, &mut m.weights, quantize, num_labels)?;
+        let y = label_units(&mut g, &z, &m.meta, &format!("member{i}.prediction"));
+        let axis = g.ints("member_axis", &[1]);
+        preds.push(g.op("Unsqueeze", &format!("member{i}.column"), &[&y, &axis], &[]));
+        pooled.push(p);
+    }
+    let s = &folder.summary;
+    spread(&mut g, &preds, s.sd_scale as f32);
+    let n = s.sizes[0];
+    domain(&mut g, &pooled, &folder.embeddings, n, config.hidden_size, s.domain_neighbours);
+    for name in [io::PREDICTION, io::PREDICTION_SD, io::DOMAIN] {
+        g.output(name, DataType::FLOAT, &[Dim::Dynamic("batch")]);
+    }
+    Ok(g.into_proto())
+}
+
+/// `prediction` (the members' mean) and `prediction_sd` (sample sd × `scale`) from the
+/// members' `[batch, 1]` columns.
+fn spread(g: &mut Graph, columns: &[String], scale: f32) {
+    let refs: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let y = g.op("Concat", "members", &refs, &[("axis", Attr::Int(1))]);
+    let mean = g.op(
+        "ReduceMean",
+        "members_mean",
+        &[&y],
+        &[("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(1))],
+    );
+    let axis = g.ints("member_axis", &[1]);
+    let p = g.op("Squeeze", io::PREDICTION, &[&mean, &axis], &[]);
+    debug_assert_eq!(p, io::PREDICTION);
+    let dev = g.op("Sub", "members_dev", &[&y, &mean], &[]);
+    let sq = g.op("Mul", "members_sq", &[&dev, &dev], &[]);
+    let ss = g.op(
+        "ReduceSum",
+        "members_ss",
+        &[&sq, &axis],
+        &[("keepdims", Attr::Int(0))],
+    );
+    let dof = g.scalar("members_dof", (columns.len() - 1) as f32);
+    let var = g.op("Div", "members_var", &[&ss, &dof], &[]);
+    let sd = g.op("Sqrt", "members_sd", &[&var], &[]);
+    let scale = g.scalar("sd_scale", scale);
+    let out = g.op("Mul", io::PREDICTION_SD, &[&sd, &scale], &[]);
+    debug_assert_eq!(out, io::PREDICTION_SD);
+}
+
+/// `domain`: the mean distance from the members' mean embedding to its `k` nearest rows of
+/// `train` (`[n, h]`, row-major).
+fn domain(g: &mut Graph, pooled: &[String], train: &[f32], n: usize, h: usize, k: usize) {
+    let refs: Vec<&str> = pooled.iter().map(String::as_str).collect();
+    let sum = g.op("Sum", "embedding_sum", &refs, &[]);
+    let count = g.scalar("member_count", pooled.len() as f32);
+    let e = g.op("Div", "embedding", &[&sum, &count], &[]);
+    // Stored transposed [h, n]; squared norms from the values as stored (float16 or not).
+    let mut tt = vec![0f32; h * n];
+    for (r, row) in train.chunks_exact(h).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            tt[c * n + r] = v;
+        }
+    }
+    let half = g.stores_half() && tt.len() >= super::graph::HALF_MIN_ELEMENTS;
+    let round = |v: f32| if half { half::f16::from_f32(v).to_f32() } else { v };
+    let norms: Vec<f32> = train
+        .chunks_exact(h)
+        .map(|row| row.iter().map(|&v| round(v) * round(v)).sum())
+        .collect();
+    let tn = g.init_f32("training_embeddings_t", &[h, n], &tt);
+    let norms = g.init_f32("training_norms", &[1, n], &norms);
+    let sq = g.op("Mul", "embedding_sq", &[&e, &e], &[]);
+    let axis = g.ints("hidden_axis", &[1]);
+    let ee = g.op(
+        "ReduceSum",
+        "embedding_norm",
+        &[&sq, &axis],
+        &[("keepdims", Attr::Int(1))],
+    );
+    let cross = g.op("MatMul", "embedding_cross", &[&e, &tn], &[]);
+    let two = g.scalar("two", 2.0);
+    let cross2 = g.op("Mul", "embedding_cross2", &[&cross, &two], &[]);
+    let d2 = g.op("Add", "distance_sq_sum", &[&ee, &norms], &[]);
+    let d2 = g.op("Sub", "distance_sq_raw", &[&d2, &cross2], &[]);
+    let zero = g.scalar("zero", 0.0);
+    let d2 = g.op("Max", "distance_sq", &[&d2, &zero], &[]);
+    let kk = g.ints("neighbours", &[k.min(n).max(1) as i64]);
+    let nearest = g.node(
+        "",
+        "TopK",
+        &["nearest_sq", "nearest_index"],
+        &[&d2, &kk],
+        &[("axis", Attr::Int(-1)), ("largest", Attr::Int(0))],
+    );
+    let d = g.op("Sqrt", "nearest", &[&nearest[0]], &[]);
+    let out = g.op(
+        "ReduceMean",
+        io::DOMAIN,
+        &[&d],
+        &[("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
+    );
+    debug_assert_eq!(out, io::DOMAIN);
+}

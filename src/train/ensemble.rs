@@ -1,0 +1,623 @@
+//! K-fold ensembles (`lipo finetune --ensemble K`): the rows that are not test are dealt into
+//! K folds; member k is an ordinary fine-tuning run (its own folder, `run.json`, checkpoints)
+//! that trains on the other folds and keeps the epoch that is best on fold k. When every
+//! member has finished, [`finetune_ensemble`] gathers them:
+//!
+//! - **prediction**: the members' mean;
+//! - **uncertainty**: the members' spread (sample sd), times one factor fitted on the
+//!   out-of-fold molecules (each predicted by the member that did not train on it) so that
+//!   95 % of them lie within ±1.96 calibrated sd (regression; classification keeps the raw
+//!   spread of the probabilities);
+//! - **applicability domain**: the mean Euclidean distance from a molecule's embedding (the
+//!   members' mean of the mean-pooled encoder states) to its k nearest training molecules.
+//!   A molecule is out of domain above the 95th percentile of the training molecules' own
+//!   leave-one-out distances.
+//!
+//! The gathered ensemble (`metrics.json`, `domain.safetensors`, the members' `model/`
+//! folders) is what `lipo export` turns into one ONNX graph.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use crate::data::{Dataset, Split};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::metrics::Regression;
+use crate::model::{Model, Task};
+use crate::peft::LoadModel;
+use crate::progress::{Event, Monitor};
+
+use super::evaluate::raw_outputs;
+use super::{files as run_files, finetune, Fold, FinetuneRun};
+
+/// Most members an ensemble may have.
+pub const MAX_MEMBERS: usize = 32;
+
+/// Share of held-out molecules the calibrated ±1.96 sd interval should cover.
+pub const COVERAGE: f64 = 0.95;
+
+/// Files in an ensemble folder (besides one fine-tuning run folder per member).
+pub mod files {
+    /// The ensemble's settings ([`super::EnsembleRun`]).
+    pub const ENSEMBLE: &str = "ensemble.json";
+    /// What the gathered ensemble measured ([`super::EnsembleReport`]).
+    pub const METRICS: &str = "metrics.json";
+    /// Every row's out-of-fold or test prediction, calibrated sd, domain score and the
+    /// members' predictions.
+    pub const PREDICTIONS: &str = "predictions.csv";
+    /// Training-molecule embeddings (`embeddings`, float32 `[molecules, hidden]`) for the
+    /// applicability domain.
+    pub const DOMAIN: &str = "domain.safetensors";
+    /// The tensor in [`DOMAIN`] that holds the embeddings.
+    pub const EMBEDDINGS: &str = "embeddings";
+}
+
+/// The settings of a K-fold ensemble: written to `ensemble.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleRun {
+    /// The run every member repeats: its `train.seed` chooses the test rows and the folds,
+    /// and its `train.valid_frac` is not used (each member validates on its fold).
+    pub base: FinetuneRun,
+    /// Members (= folds), 2 to [`MAX_MEMBERS`].
+    pub members: usize,
+    /// Nearest training molecules whose mean distance is the domain score.
+    #[serde(default = "default_neighbours")]
+    pub domain_neighbours: usize,
+}
+
+fn default_neighbours() -> usize {
+    5
+}
+
+impl EnsembleRun {
+    /// K members of `base`, with the default domain neighbours.
+    pub fn new(base: FinetuneRun, members: usize) -> EnsembleRun {
+        EnsembleRun {
+            base,
+            members,
+            domain_neighbours: default_neighbours(),
+        }
+    }
+
+    /// Member `k`'s run: `base` validated on fold `k`, with its own seed
+    /// (`100 · seed + k + 1`) for weights, batch order and dropout.
+    pub fn member(&self, k: usize) -> FinetuneRun {
+        let seed = self.base.train.seed;
+        let mut run = self.base.clone();
+        run.fold = Some(Fold {
+            index: k,
+            count: self.members,
+            split_seed: seed,
+        });
+        run.train.seed = seed.saturating_mul(100).saturating_add(k as u64 + 1);
+        run
+    }
+
+    /// Member `k`'s run folder inside the ensemble folder `out`.
+    pub fn member_dir(out: &Path, k: usize) -> PathBuf {
+        out.join(format!("member-{k}"))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.base.fold.is_some() {
+            return Err(Error::param(
+                "fold",
+                "the base run of an ensemble has no fold of its own",
+            ));
+        }
+        Fold {
+            index: 0,
+            count: self.members,
+            split_seed: 0,
+        }
+        .validate()?;
+        if self.domain_neighbours == 0 || self.domain_neighbours > 100 {
+            return Err(Error::param(
+                "domain_neighbours",
+                format!("{} is not 1 to 100", self.domain_neighbours),
+            ));
+        }
+        self.base.train.validate()
+    }
+}
+
+/// Error and coverage of molecules binned by domain score.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DomainBin {
+    /// Lower edge of the bin's domain score.
+    pub from: f64,
+    /// Upper edge (infinite for the out-of-domain bin).
+    pub to: f64,
+    /// Which percentiles of the training molecules' leave-one-out scores the edges are.
+    pub percentiles: String,
+    /// Molecules in the bin.
+    pub n: usize,
+    /// Their RMSE (label units; NaN when empty).
+    #[serde(deserialize_with = "crate::metrics::nan_if_null")]
+    pub rmse: f64,
+    /// Their mean calibrated sd.
+    #[serde(deserialize_with = "crate::metrics::nan_if_null")]
+    pub mean_sd: f64,
+}
+
+/// The ensemble on the test rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnsembleTest {
+    /// The members' mean against the labels.
+    pub metrics: Regression,
+    /// Each member alone.
+    pub members: Vec<Regression>,
+    /// Share of test molecules within ±1.96 calibrated sd.
+    #[serde(deserialize_with = "crate::metrics::nan_if_null")]
+    pub coverage: f64,
+    /// Spearman correlation between |error| and sd.
+    #[serde(deserialize_with = "crate::metrics::nan_if_null")]
+    pub spearman_error_sd: f64,
+    /// Share of test molecules out of domain.
+    pub out_of_domain_share: f64,
+    /// Error by domain score: bins at the 50th, 80th and 95th percentiles of the training
+    /// molecules' own scores; the last bin is out of domain.
+    pub domain_bins: Vec<DomainBin>,
+    /// Predicting the training mean everywhere.
+    pub mean_predictor: Regression,
+}
+
+/// What a gathered ensemble measured: written to `metrics.json`; `lipo export` reads it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnsembleReport {
+    /// Members.
+    pub members: usize,
+    /// Seed of the test rows and folds.
+    pub split_seed: u64,
+    /// Regression or classification.
+    pub task: Task,
+    /// Rows the members trained and validated on (all folds), and test rows.
+    pub sizes: [usize; 2],
+    /// Each member's kept epoch.
+    pub best_epochs: Vec<usize>,
+    /// Out-of-fold predictions (each row by the member that did not train on it) against
+    /// the labels.
+    pub out_of_fold: Regression,
+    /// Factor on the members' sample sd (1 for classification).
+    pub sd_scale: f64,
+    /// Share of out-of-fold molecules within ±1.96 calibrated sd.
+    #[serde(deserialize_with = "crate::metrics::nan_if_null")]
+    pub out_of_fold_coverage: f64,
+    /// Nearest neighbours behind the domain score.
+    pub domain_neighbours: usize,
+    /// Domain score above which a molecule is out of domain (the 95th percentile of the
+    /// training molecules' leave-one-out scores).
+    pub domain_threshold: f64,
+    /// 50th, 80th and 95th percentiles of the training molecules' leave-one-out scores.
+    pub domain_percentiles: [f64; 3],
+    /// Mean and sd of the training labels (all folds).
+    pub label_mean: f64,
+    /// See `label_mean`.
+    pub label_sd: f64,
+    /// The test rows (absent when the ensemble trained on every row).
+    pub test: Option<EnsembleTest>,
+}
+
+/// Runs (or resumes) the members of `run` in `out`, all of them or only member `only`, then
+/// gathers the ensemble when every member has finished; returns its report then, `None`
+/// while members are missing.
+pub fn finetune_ensemble(
+    run: &EnsembleRun,
+    device: Device,
+    out: &Path,
+    only: Option<usize>,
+    monitor: &mut dyn Monitor,
+) -> Result<Option<EnsembleReport>> {
+    run.validate()?;
+    if let Some(k) = only.filter(|&k| k >= run.members) {
+        return Err(Error::param(
+            "member",
+            format!("member {k} of {} does not exist", run.members),
+        ));
+    }
+    claim(run, out)?;
+    let metrics = out.join(files::METRICS);
+    if metrics.is_file() {
+        return fsutil::read_json(&metrics).map(Some);
+    }
+    for k in 0..run.members {
+        if only.is_some_and(|o| o != k) {
+            continue;
+        }
+        monitor.event(&Event::Message {
+            text: format!("ensemble member {} of {}", k + 1, run.members),
+        });
+        finetune(&run.member(k), device, &EnsembleRun::member_dir(out, k), monitor)?;
+    }
+    let finished = (0..run.members)
+        .all(|k| EnsembleRun::member_dir(out, k).join(run_files::METRICS).is_file());
+    if !finished {
+        return Ok(None);
+    }
+    monitor.event(&Event::Message {
+        text: "gathering the ensemble: predictions, calibration, applicability domain".into(),
+    });
+    let report = gather(run, out, device)?;
+    fsutil::write_json(&metrics, &report)?;
+    Ok(Some(report))
+}
+
+/// Claims `out` for the ensemble and writes `ensemble.json`; a folder holding another
+/// ensemble is refused.
+fn claim(run: &EnsembleRun, out: &Path) -> Result<()> {
+    fsutil::claim_dir(out, files::ENSEMBLE, "out")?;
+    let path = out.join(files::ENSEMBLE);
+    if path.is_file() {
+        let previous: EnsembleRun = fsutil::read_json(&path)?;
+        if &previous != run {
+            return Err(Error::param(
+                "out",
+                format!(
+                    "{} holds a different ensemble (see its ensemble.json); choose another folder",
+                    out.display()
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    fsutil::write_json(&path, run)
+}
+
+/// Every member's predictions (label units or probabilities) and the members' mean
+/// embedding, for every row of the table.
+struct MemberOutputs {
+    preds: Vec<Vec<f64>>,
+    embeddings: Vec<Vec<f32>>,
+    best_epochs: Vec<usize>,
+}
+
+fn member_outputs(run: &EnsembleRun, out: &Path, data: &Dataset, device: Device) -> Result<MemberOutputs> {
+    let rows: Vec<usize> = (0..data.records.len()).collect();
+    let seqs: Vec<&[u32]> = data.records.iter().map(|r| r.ids.as_slice()).collect();
+    let cfg = &run.base.train;
+    let mut preds = Vec::new();
+    let mut best_epochs = Vec::new();
+    let mut sum: Vec<Vec<f32>> = Vec::new();
+    for k in 0..run.members {
+        let dir = EnsembleRun::member_dir(out, k);
+        let report: super::FinetuneReport = fsutil::read_json(&dir.join(run_files::METRICS))?;
+        best_epochs.push(report.best_epoch);
+        let model = Model::load(&dir.join(run_files::MODEL), device)?;
+        let raw = raw_outputs(&model, data, &rows, &seqs, cfg)?;
+        preds.push(
+            raw.into_iter()
+                .map(|z| crate::predict::to_label_units(&model, z))
+                .collect(),
+        );
+        let e = crate::predict::embed(&model, &seqs, cfg.eval_batch_size)?;
+        if sum.is_empty() {
+            sum = e;
+        } else {
+            for (s, v) in sum.iter_mut().zip(&e) {
+                for (a, b) in s.iter_mut().zip(v) {
+                    *a += b;
+                }
+            }
+        }
+    }
+    let k = run.members as f32;
+    for s in &mut sum {
+        for a in s.iter_mut() {
+            *a /= k;
+        }
+    }
+    Ok(MemberOutputs {
+        preds,
+        embeddings: sum,
+        best_epochs,
+    })
+}
+
+/// Mean and sample sd of the members at each row.
+fn mean_sd_by_row(preds: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>) {
+    let n = preds[0].len();
+    let k = preds.len() as f64;
+    (0..n)
+        .map(|r| {
+            let m = preds.iter().map(|p| p[r]).sum::<f64>() / k;
+            let v = preds.iter().map(|p| (p[r] - m).powi(2)).sum::<f64>() / (k - 1.0);
+            (m, v.sqrt())
+        })
+        .unzip()
+}
+
+/// The `q` quantile (0–1) of `xs` (linear between order statistics); NaN when empty.
+pub fn quantile(xs: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// The factor on `sd` that puts a share [`COVERAGE`] of `|truth − pred|` within 1.96 sd.
+pub fn calibrate(pred: &[f64], truth: &[f64], sd: &[f64]) -> f64 {
+    let z: Vec<f64> = pred
+        .iter()
+        .zip(truth)
+        .zip(sd)
+        .filter(|(_, &s)| s > 0.0)
+        .map(|((p, t), s)| (t - p).abs() / s)
+        .collect();
+    let scale = quantile(&z, COVERAGE) / 1.96;
+    if scale.is_finite() && scale > 0.0 {
+        scale
+    } else {
+        1.0
+    }
+}
+
+/// Share of `|truth − pred| ≤ 1.96 sd`.
+pub fn coverage(pred: &[f64], truth: &[f64], sd: &[f64]) -> f64 {
+    let inside = pred
+        .iter()
+        .zip(truth)
+        .zip(sd)
+        .filter(|((p, t), s)| (*t - *p).abs() <= 1.96 * **s)
+        .count();
+    inside as f64 / pred.len().max(1) as f64
+}
+
+/// Mean distance from `query` to its `k` nearest rows of `train`, skipping row `skip`
+/// (leave-one-out).
+pub fn knn_distance(query: &[f32], train: &[Vec<f32>], k: usize, skip: Option<usize>) -> f64 {
+    let mut d: Vec<f64> = train
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| Some(*j) != skip)
+        .map(|(_, t)| {
+            t.iter()
+                .zip(query)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        })
+        .collect();
+    let k = k.min(d.len()).max(1);
+    d.select_nth_unstable_by(k - 1, f64::total_cmp);
+    d[..k].iter().sum::<f64>() / k as f64
+}
+
+/// Gathers the finished members: predictions, calibration, domain, test metrics; writes
+/// `predictions.csv` and `domain.safetensors`.
+fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleReport> {
+    let member0 = EnsembleRun::member_dir(out, 0).join(run_files::MODEL);
+    let tokenizer = crate::model::read_folder(&member0)?.2;
+    let data = super::load_data(&run.base, &tokenizer)?;
+    let cfg = &run.base.train;
+    let n = data.records.len();
+    let (test, folds) = Split::folds(n, cfg.seed, cfg.test_frac, run.members)?;
+    let outputs = member_outputs(run, out, &data, device)?;
+    let (mean, raw_sd) = mean_sd_by_row(&outputs.preds);
+    let labels: Vec<f64> = data.records.iter().map(|r| r.label.unwrap_or(f64::NAN)).collect();
+    let classify = cfg.task == Task::Classification;
+    // Out-of-fold predictions: each row by the member that validated on it.
+    let mut oof = vec![f64::NAN; n];
+    for (k, fold) in folds.iter().enumerate() {
+        for &r in fold {
+            oof[r] = outputs.preds[k][r];
+        }
+    }
+    let pool: Vec<usize> = folds.concat();
+    let pick = |v: &[f64], rows: &[usize]| rows.iter().map(|&r| v[r]).collect::<Vec<f64>>();
+    let truth = |rows: &[usize]| -> Vec<f64> {
+        let t = pick(&labels, rows);
+        match (classify, cfg.binarize) {
+            (true, Some(b)) => {
+                let th = b.threshold(&pick(&labels, &pool));
+                t.into_iter().map(|y| f64::from(u8::from(y > th))).collect()
+            }
+            _ => t,
+        }
+    };
+    let pool_truth = truth(&pool);
+    let sd_scale = if classify {
+        1.0
+    } else {
+        calibrate(&pick(&oof, &pool), &pool_truth, &pick(&raw_sd, &pool))
+    };
+    let sd: Vec<f64> = raw_sd.iter().map(|s| s * sd_scale).collect();
+    // Applicability domain: leave-one-out scores of the training rows, then every row.
+    let k = run.domain_neighbours;
+    let train_emb: Vec<Vec<f32>> = pool.iter().map(|&r| outputs.embeddings[r].clone()).collect();
+    let loo: Vec<f64> = (0..pool.len())
+        .map(|i| knn_distance(&train_emb[i], &train_emb, k, Some(i)))
+        .collect();
+    let percentiles = [quantile(&loo, 0.5), quantile(&loo, 0.8), quantile(&loo, 0.95)];
+    let threshold = percentiles[2];
+    let mut domain = vec![f64::NAN; n];
+    for (i, &r) in pool.iter().enumerate() {
+        domain[r] = loo[i];
+    }
+    for &r in &test {
+        domain[r] = knn_distance(&outputs.embeddings[r], &train_emb, k, None);
+    }
+    write_domain(&out.join(files::DOMAIN), &train_emb)?;
+    write_rows(out, &data, &folds, &test, &oof, &mean, &sd, &domain, threshold, &outputs.preds)?;
+    let (label_mean, label_sd) = crate::metrics::mean_sd(&pick(&labels, &pool));
+    let test_report = (!test.is_empty()).then(|| {
+        let t = truth(&test);
+        let (p, s, d) = (pick(&mean, &test), pick(&sd, &test), pick(&domain, &test));
+        let err: Vec<f64> = p.iter().zip(&t).map(|(a, b)| (a - b).abs()).collect();
+        let floor = if classify {
+            pool_truth.iter().sum::<f64>() / pool_truth.len() as f64
+        } else {
+            label_mean
+        };
+        EnsembleTest {
+            metrics: Regression::compute(&p, &t),
+            members: outputs
+                .preds
+                .iter()
+                .map(|m| Regression::compute(&pick(m, &test), &t))
+                .collect(),
+            coverage: coverage(&p, &t, &s),
+            spearman_error_sd: crate::influence::spearman(&err, &s),
+            out_of_domain_share: d.iter().filter(|&&x| x > threshold).count() as f64
+                / d.len() as f64,
+            domain_bins: domain_bins(&err, &s, &d, &percentiles),
+            mean_predictor: Regression::compute(&vec![floor; t.len()], &t),
+        }
+    });
+    Ok(EnsembleReport {
+        members: run.members,
+        split_seed: cfg.seed,
+        task: cfg.task,
+        sizes: [pool.len(), test.len()],
+        best_epochs: outputs.best_epochs,
+        out_of_fold: Regression::compute(&pick(&oof, &pool), &pool_truth),
+        sd_scale,
+        out_of_fold_coverage: if classify {
+            f64::NAN
+        } else {
+            coverage(&pick(&oof, &pool), &pool_truth, &pick(&sd, &pool))
+        },
+        domain_neighbours: k,
+        domain_threshold: threshold,
+        domain_percentiles: percentiles,
+        label_mean,
+        label_sd,
+        test: test_report,
+    })
+}
+
+/// Bins of molecules by domain score at the training percentiles `edges` (50, 80, 95).
+fn domain_bins(err: &[f64], sd: &[f64], domain: &[f64], edges: &[f64; 3]) -> Vec<DomainBin> {
+    let bounds = [
+        (0.0, edges[0], "0-50"),
+        (edges[0], edges[1], "50-80"),
+        (edges[1], edges[2], "80-95"),
+        (edges[2], f64::INFINITY, "above 95 (out of domain)"),
+    ];
+    bounds
+        .iter()
+        .map(|&(from, to, name)| {
+            let idx: Vec<usize> = (0..domain.len())
+                .filter(|&i| domain[i] > from && domain[i] <= to || (from == 0.0 && domain[i] == 0.0))
+                .collect();
+            let n = idx.len();
+            let mean = |f: &dyn Fn(usize) -> f64| idx.iter().map(|&i| f(i)).sum::<f64>() / n as f64;
+            DomainBin {
+                from,
+                to,
+                percentiles: name.into(),
+                n,
+                rmse: mean(&|i| err[i] * err[i]).sqrt(),
+                mean_sd: mean(&|i| sd[i]),
+            }
+        })
+        .collect()
+}
+
+/// Writes the training embeddings as `embeddings` (float32 `[molecules, hidden]`).
+fn write_domain(path: &Path, emb: &[Vec<f32>]) -> Result<()> {
+    let h = emb.first().map_or(0, Vec::len);
+    let bytes: Vec<u8> = emb.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::F32,
+        vec![emb.len(), h],
+        &bytes,
+    )
+    .map_err(|e| Error::model(path, e.to_string()))?;
+    let data = safetensors::serialize([(files::EMBEDDINGS, view)], None)
+        .map_err(|e| Error::model(path, e.to_string()))?;
+    fsutil::write_atomic(path, &data)
+}
+
+/// Writes `predictions.csv`: one line per row of the table.
+#[allow(clippy::too_many_arguments)]
+fn write_rows(
+    out: &Path,
+    data: &Dataset,
+    folds: &[Vec<usize>],
+    test: &[usize],
+    oof: &[f64],
+    mean: &[f64],
+    sd: &[f64],
+    domain: &[f64],
+    threshold: f64,
+    members: &[Vec<f64>],
+) -> Result<()> {
+    let path = out.join(files::PREDICTIONS);
+    let mut set = vec![String::new(); data.records.len()];
+    for (k, f) in folds.iter().enumerate() {
+        for &r in f {
+            set[r] = format!("fold-{k}");
+        }
+    }
+    for &r in test {
+        set[r] = "test".into();
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = |e: csv::Error| Error::io(&path, std::io::Error::other(e));
+    let mut header: Vec<String> = [
+        "line", "smiles", "label", "set", "out_of_fold", "prediction", "sd", "domain",
+        "in_domain",
+    ]
+    .map(String::from)
+    .to_vec();
+    header.extend((0..members.len()).map(|k| format!("member_{k}")));
+    w.write_record(&header).map_err(io)?;
+    let num = |x: f64| if x.is_finite() { format!("{x:.6}") } else { String::new() };
+    for (r, rec) in data.records.iter().enumerate() {
+        let mut line = vec![
+            rec.line.to_string(),
+            rec.smiles.clone(),
+            rec.label.map(|l| l.to_string()).unwrap_or_default(),
+            set[r].clone(),
+            num(oof[r]),
+            num(mean[r]),
+            num(sd[r]),
+            num(domain[r]),
+            u8::from(domain[r] <= threshold).to_string(),
+        ];
+        line.extend(members.iter().map(|m| num(m[r])));
+        w.write_record(&line).map_err(io)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))?;
+    fsutil::write_atomic(&path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibration_covers_the_asked_share() {
+        let truth: Vec<f64> = (0..1000).map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0).collect();
+        let pred = vec![0.0; 1000];
+        let sd = vec![0.1; 1000];
+        let scale = calibrate(&pred, &truth, &sd);
+        let scaled: Vec<f64> = sd.iter().map(|s| s * scale).collect();
+        let c = coverage(&pred, &truth, &scaled);
+        assert!((c - COVERAGE).abs() < 0.01, "coverage {c}");
+    }
+
+    #[test]
+    fn quantiles_interpolate() {
+        assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), 2.0);
+        assert_eq!(quantile(&[0.0, 10.0], 0.95), 9.5);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn knn_leaves_the_molecule_itself_out() {
+        let t = vec![vec![0.0f32, 0.0], vec![3.0, 4.0], vec![6.0, 8.0]];
+        assert_eq!(knn_distance(&t[0], &t, 1, None), 0.0);
+        assert_eq!(knn_distance(&t[0], &t, 1, Some(0)), 5.0);
+        assert_eq!(knn_distance(&t[0], &t, 2, Some(0)), 7.5);
+    }
+}
