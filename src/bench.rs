@@ -3,7 +3,9 @@
 //! the SMILES of a table (e.g. MoleculeNet Lipophilicity). Also reports the largest
 //! difference between the two engines' predictions on those molecules. With
 //! [`BenchConfig::int8`] an int8 export ([`crate::export::Quantize::Int8`]) is timed too
-//! (engine `ort-int8`), with its own largest difference from tch.
+//! (engine `ort-int8`), with its own largest difference from tch. Given a gathered ensemble
+//! folder (`lipo finetune --ensemble`), tch and `ort` time its first member alone and
+//! `ort-ensemble` the whole ensemble as one float16 graph, as shipped.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -91,6 +93,10 @@ pub struct BenchReport {
     pub max_abs_diff_int8: Option<f64>,
     /// Root mean square of ort-int8 − tch over all molecules, with `int8`.
     pub rms_diff_int8: Option<f64>,
+    /// With an ensemble folder: ort-ensemble / ort (one member alone) throughput per batch
+    /// size.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speedup_ensemble: Vec<(usize, f64)>,
 }
 
 /// Molecules per turn when the engines take turns (rounded to whole batches).
@@ -137,11 +143,30 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
     let threads = cfg.threads.max(1);
     let ort_threads = cfg.ort_threads.unwrap_or(threads).max(1);
     tch::set_num_threads(threads as i32);
+    let ensemble = crate::export::ensemble::is_ensemble(&cfg.model);
+    let cfg = &BenchConfig {
+        model: if ensemble {
+            cfg.model.join("member-0").join("model")
+        } else {
+            cfg.model.clone()
+        },
+        ..cfg.clone()
+    };
     let model = Model::load(&cfg.model, tch::Device::Cpu)?;
     let seqs = sequences(cfg, &model)?;
     let n = seqs.len();
     let mean_tokens = seqs.iter().map(|s| s.len()).sum::<usize>() as f64 / n.max(1) as f64;
-    let ort = open_bundles(cfg, bundle_dir, ort_threads)?;
+    let mut ort = open_bundles(cfg, bundle_dir, ort_threads)?;
+    if ensemble {
+        let dir = cfg.model.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+        let bundle = bundle_dir.join("bench-ensemble.lipo");
+        crate::export::export_model_dir_with(dir, &bundle, Quantize::Float16)?;
+        let opts = PredictorOptions {
+            threads: ort_threads,
+            ..PredictorOptions::default()
+        };
+        ort.push(("ort-ensemble", Predictor::open(&bundle, &opts)?));
+    }
     let (passes, diffs) = measure(cfg, &model, &ort, &seqs)?;
     let names: Vec<&str> = std::iter::once("tch")
         .chain(ort.iter().map(|(name, _)| *name))
@@ -153,12 +178,18 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
         }
     }
     let max_abs_diff = diffs[0].0;
-    let int8 = diffs
-        .get(1)
+    let int8 = cfg
+        .int8
+        .then(|| diffs[1])
         .map(|d| (d.0, (d.1 / d.2.max(1) as f64).sqrt()));
-    let speedup = speedup_of(&cfg.batch_sizes, &rows, "ort");
+    let speedup = speedup_of(&cfg.batch_sizes, &rows, "ort", "tch");
     let speedup_int8 = if cfg.int8 {
-        speedup_of(&cfg.batch_sizes, &rows, "ort-int8")
+        speedup_of(&cfg.batch_sizes, &rows, "ort-int8", "tch")
+    } else {
+        vec![]
+    };
+    let speedup_ensemble = if ensemble {
+        speedup_of(&cfg.batch_sizes, &rows, "ort-ensemble", "ort")
     } else {
         vec![]
     };
@@ -177,6 +208,7 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
         speedup_int8,
         max_abs_diff_int8: int8.map(|d| d.0),
         rms_diff_int8: int8.map(|d| d.1),
+        speedup_ensemble,
     })
 }
 
@@ -277,8 +309,13 @@ fn measure(
     Ok((passes, diffs))
 }
 
-/// Molecules/s of `engine` over tch's at each batch size.
-fn speedup_of(batch_sizes: &[usize], rows: &[BenchRow], engine: &str) -> Vec<(usize, f64)> {
+/// Molecules/s of `engine` over `base`'s at each batch size.
+fn speedup_of(
+    batch_sizes: &[usize],
+    rows: &[BenchRow],
+    engine: &str,
+    base: &str,
+) -> Vec<(usize, f64)> {
     batch_sizes
         .iter()
         .map(|&bs| {
@@ -287,7 +324,7 @@ fn speedup_of(batch_sizes: &[usize], rows: &[BenchRow], engine: &str) -> Vec<(us
                     .find(|r| r.engine == e && r.batch_size == bs)
                     .map_or(f64::NAN, |r| r.molecules_per_s)
             };
-            (bs, rate(engine) / rate("tch"))
+            (bs, rate(engine) / rate(base))
         })
         .collect()
 }
@@ -303,6 +340,9 @@ pub fn table(r: &BenchReport) -> String {
     s.push_str("batch  tch mol/s   ort mol/s   ort/tch");
     if int8 {
         s.push_str("   int8 mol/s  int8/tch");
+    }
+    if !r.speedup_ensemble.is_empty() {
+        s.push_str("   ensemble mol/s  ensemble/ort");
     }
     s.push('\n');
     for (k, &(bs, speedup)) in r.speedup.iter().enumerate() {
@@ -321,9 +361,15 @@ pub fn table(r: &BenchReport) -> String {
         if let Some(&(_, q)) = r.speedup_int8.get(k) {
             s.push_str(&format!("   {:>10.1}  {:>7.2}x", rate("ort-int8"), q));
         }
+        if let Some(&(_, q)) = r.speedup_ensemble.get(k) {
+            s.push_str(&format!("   {:>14.1}  {:>11.2}x", rate("ort-ensemble"), q));
+        }
         s.push('\n');
     }
     s.push_str(&format!("max |ort - tch| = {:.2e}\n", r.max_abs_diff));
+    if !r.speedup_ensemble.is_empty() {
+        s.push_str("tch and ort: the ensemble's first member alone; ort-ensemble: every member, one float16 graph\n");
+    }
     if let (Some(m), Some(rms)) = (r.max_abs_diff_int8, r.rms_diff_int8) {
         s.push_str(&format!(
             "int8: max |ort-int8 - tch| = {m:.2e}, rms {rms:.2e} (label units)\n"

@@ -1,8 +1,10 @@
-//! The C ABI: called directly (threads, bad input), and through the shipped C, C++ and Python
-//! programs built with the system compilers against liblipo: the C example, the C++ example
-//! built from an installed prefix with pkg-config (and CMake when it is installed), the C
-//! training example (cancel and resume), the Python binding's tests, and valgrind over the C
-//! example linked to the inference-only library (built here without libtorch).
+//! The C ABI: called directly (threads, bad input, ensembles' sd and applicability domain),
+//! and through the shipped C, C++ and Python programs built with the system compilers against
+//! liblipo: the C example, the C++ example built from an installed prefix with pkg-config (and
+//! CMake when it is installed), the C training example (cancel and resume), the Python
+//! binding's tests, and valgrind over the C example linked to the inference-only library
+//! (built here without libtorch). A tiny three-member ensemble is trained here once (seconds)
+//! for the ensemble checks, and is the examples' default bundle (`LIPO_DEFAULT_BUNDLE`).
 
 use std::ffi::{c_char, CStr, CString};
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use lipo::ffi::*;
-use lipo::infer::{Predictor, PredictorOptions};
+use lipo::infer::{EnsembleInfo, Prediction, Predictor, PredictorOptions};
 use lipo::model::{Config, Model, ModelMeta, ModelParts};
 use lipo::tokenizer::SmilesTokenizer;
 
@@ -82,6 +84,70 @@ fn fixture() -> &'static Fixture {
             dir,
             bundle,
             expected,
+        }
+    })
+}
+
+struct Ensemble {
+    _dir: tempfile::TempDir,
+    bundle: PathBuf,
+    /// ONNX Runtime predictions of SMILES through the Rust API, with sd and domain.
+    expected: Vec<Prediction>,
+    info: EnsembleInfo,
+}
+
+/// A three-member ensemble of tiny models trained for two epochs on a generated table,
+/// exported as one float32 bundle.
+fn ensemble() -> &'static Ensemble {
+    static E: OnceLock<Ensemble> = OnceLock::new();
+    E.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("toy.csv");
+        common::write_toy_table(&data, 120);
+        let base = common::tiny_toy_run(
+            data,
+            lipo::train::FinetuneConfig {
+                epochs: 2,
+                seed: 3,
+                ..lipo::train::FinetuneConfig::default()
+            },
+        );
+        let out = dir.path().join("ens");
+        {
+            let _g = common::lock();
+            lipo::train::finetune_ensemble(
+                &lipo::train::EnsembleRun::new(base, 3),
+                tch::Device::Cpu,
+                &out,
+                None,
+                &mut lipo::progress::Silent,
+            )
+            .unwrap()
+            .expect("every member finished");
+        }
+        let bundle = dir.path().join("ens.lipo");
+        lipo::export::export_model_dir_with(&out, &bundle, lipo::export::Quantize::None).unwrap();
+        let p = Predictor::open(
+            &bundle,
+            &PredictorOptions {
+                threads: 1,
+                batch_size: 1,
+                ..PredictorOptions::default()
+            },
+        )
+        .unwrap();
+        let expected = p
+            .predict_detail(&SMILES)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let info = p.info().ensemble.clone().expect("an ensemble bundle");
+        Ensemble {
+            _dir: dir,
+            bundle,
+            expected,
+            info,
         }
     })
 }
@@ -188,6 +254,34 @@ fn check_output(stdout: &[u8], expected: &[f64]) {
         assert_eq!(s, smiles);
         let v: f64 = v.parse().unwrap();
         assert!((v - want).abs() < 1e-5, "{smiles}: {v} vs {want}");
+    }
+}
+
+/// Checks the lines an example prints for an ensemble, "SMILES<TAB>value ± sd<TAB>in domain"
+/// (or "out of domain"), against the Rust predictions.
+fn check_detail_output(stdout: &[u8], expected: &[Prediction]) {
+    let text = String::from_utf8_lossy(stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{text}");
+    for ((line, smiles), want) in lines.iter().zip(SMILES).zip(expected) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields.len(), 3, "{line}");
+        assert_eq!(fields[0], smiles);
+        let (v, sd) = fields[1]
+            .split_once(" ± ")
+            .unwrap_or_else(|| panic!("{line}"));
+        let (v, sd): (f64, f64) = (v.parse().unwrap(), sd.parse().unwrap());
+        assert!((v - want.value).abs() < 1e-5, "{smiles}: {v} vs {want:?}");
+        assert!(
+            (sd - want.sd.unwrap()).abs() < 1e-5,
+            "{smiles}: sd {sd} vs {want:?}"
+        );
+        let inside = want.in_domain.unwrap();
+        assert_eq!(
+            fields[2],
+            if inside { "in domain" } else { "out of domain" },
+            "{line}"
+        );
     }
 }
 
@@ -425,6 +519,367 @@ fn null_pointers_bad_strings_and_bad_files_are_errors_not_crashes() {
     }
 }
 
+fn info_of(model: *const LipoModel) -> serde_json::Value {
+    let mut info = std::ptr::null_mut();
+    assert_eq!(
+        unsafe { lipo_model_info(model, &mut info) },
+        LipoStatus::Ok,
+        "{}",
+        last_error()
+    );
+    let text = unsafe { CStr::from_ptr(info) }
+        .to_str()
+        .unwrap()
+        .to_string();
+    unsafe { lipo_string_free(info) };
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A prediction the library must overwrite.
+const GARBAGE: LipoPrediction = LipoPrediction {
+    value: 123.0,
+    sd: 456.0,
+    domain: 789.0,
+    in_domain: 7,
+};
+
+/// What a failed molecule holds: no number.
+fn is_none(p: &LipoPrediction) -> bool {
+    p.value.is_nan() && p.sd.is_nan() && p.domain.is_nan() && p.in_domain == -1
+}
+
+fn assert_detail(got: &LipoPrediction, want: &Prediction, tol: f64) {
+    assert!((got.value - want.value).abs() <= tol, "{got:?} vs {want:?}");
+    assert!(
+        (got.sd - want.sd.unwrap()).abs() <= tol,
+        "{got:?} vs {want:?}"
+    );
+    assert!(
+        (got.domain - want.domain.unwrap()).abs() <= tol,
+        "{got:?} vs {want:?}"
+    );
+    assert_eq!(got.in_domain, i32::from(want.in_domain.unwrap()));
+}
+
+#[test]
+fn ensemble_detail_through_the_c_abi_matches_rust() {
+    let e = ensemble();
+    let model = open(&e.bundle, r#"{"threads": 1}"#);
+    let threshold = e.info.domain_threshold;
+    // The same molecules one by one: Rust's numbers, sd > 0, the flag from the threshold.
+    for (smiles, want) in SMILES.iter().zip(&e.expected) {
+        let c = cstring(smiles);
+        let mut p = GARBAGE;
+        let s = unsafe { lipo_predict_detail(model, c.as_ptr(), &mut p) };
+        assert_eq!(s, LipoStatus::Ok, "{}", last_error());
+        assert_detail(&p, want, 1e-6);
+        assert!(p.sd > 0.0 && p.sd.is_finite(), "{smiles}: {p:?}");
+        assert!(p.domain >= 0.0, "{smiles}: {p:?}");
+        assert_eq!(p.in_domain == 1, p.domain <= threshold, "{smiles}: {p:?}");
+        // lipo_predict gives the ensemble's mean.
+        let mut v = f64::NAN;
+        assert_eq!(
+            unsafe { lipo_predict(model, c.as_ptr(), &mut v) },
+            LipoStatus::Ok
+        );
+        assert_eq!(v, p.value);
+    }
+    // What the bundle says about itself, as JSON and as a struct.
+    let info = info_of(model);
+    assert_eq!(info["members"], 3);
+    assert_eq!(info["members"], e.info.members);
+    assert_eq!(info["sd_scale"], e.info.sd_scale);
+    assert_eq!(info["domain_threshold"], threshold);
+    assert_eq!(info["domain_neighbours"], e.info.domain_neighbours);
+    assert_eq!(info["training_molecules"], e.info.training_molecules);
+    assert_eq!(info["out_of_fold_rmse"], e.info.out_of_fold_rmse);
+    assert_eq!(info["task"], "regression");
+    let mut ei = LipoEnsembleInfo {
+        members: 99,
+        sd_scale: 0.0,
+        domain_threshold: 0.0,
+        domain_neighbours: 0,
+        training_molecules: 0,
+        out_of_fold_rmse: 0.0,
+    };
+    assert_eq!(
+        unsafe { lipo_model_ensemble_info(model, &mut ei) },
+        LipoStatus::Ok
+    );
+    assert_eq!(
+        (ei.members, ei.domain_neighbours, ei.training_molecules),
+        (
+            e.info.members,
+            e.info.domain_neighbours,
+            e.info.training_molecules
+        )
+    );
+    assert_eq!(
+        (ei.sd_scale, ei.domain_threshold, ei.out_of_fold_rmse),
+        (e.info.sd_scale, threshold, e.info.out_of_fold_rmse)
+    );
+
+    unsafe {
+        // An invalid SMILES: its status and message, no number (not a stale one).
+        for bad in ["not_a_smiles", "C)C(", "c1ccccc"] {
+            let c = cstring(bad);
+            let mut p = GARBAGE;
+            assert_eq!(
+                lipo_predict_detail(model, c.as_ptr(), &mut p),
+                LipoStatus::InvalidSmiles
+            );
+            assert!(is_none(&p), "{bad}: {p:?}");
+            assert!(last_error().contains(bad), "{bad}: {}", last_error());
+            assert!(last_error().contains("position"), "{bad}: {}", last_error());
+        }
+        // NULL pointers are InvalidArgument naming the parameter.
+        let cco = cstring("CCO");
+        let mut p = GARBAGE;
+        assert_eq!(
+            lipo_predict_detail(std::ptr::null(), cco.as_ptr(), &mut p),
+            LipoStatus::InvalidArgument
+        );
+        assert!(last_error().contains("model"), "{}", last_error());
+        assert!(is_none(&p));
+        assert_eq!(
+            lipo_predict_detail(model, std::ptr::null(), &mut p),
+            LipoStatus::InvalidArgument
+        );
+        assert!(last_error().contains("smiles"), "{}", last_error());
+        assert_eq!(
+            lipo_predict_detail(model, cco.as_ptr(), std::ptr::null_mut()),
+            LipoStatus::InvalidArgument
+        );
+        assert!(last_error().contains("out"), "{}", last_error());
+        assert_eq!(
+            lipo_model_ensemble_info(model, std::ptr::null_mut()),
+            LipoStatus::InvalidArgument
+        );
+        assert_eq!(
+            lipo_model_ensemble_info(std::ptr::null(), &mut ei),
+            LipoStatus::InvalidArgument
+        );
+        assert_eq!(ei.members, 0);
+        assert_eq!(
+            lipo_predict_detail(model, cco.as_ptr(), &mut p),
+            LipoStatus::Ok
+        );
+        assert_eq!(last_error(), "");
+
+        // A batch with bad molecules in the middle: each gets its status, the rest their
+        // numbers.
+        let owned: Vec<CString> = [SMILES[0], "not_a_smiles", SMILES[4]]
+            .iter()
+            .map(|s| cstring(s))
+            .collect();
+        let mut ptrs: Vec<*const c_char> = owned.iter().map(|s| s.as_ptr()).collect();
+        ptrs.insert(2, std::ptr::null());
+        let mut out = vec![GARBAGE; ptrs.len()];
+        let mut statuses = vec![LipoStatus::Internal; ptrs.len()];
+        let s = lipo_predict_detail_batch(
+            model,
+            ptrs.as_ptr(),
+            ptrs.len(),
+            out.as_mut_ptr(),
+            statuses.as_mut_ptr(),
+        );
+        assert_eq!(s, LipoStatus::Ok);
+        assert_eq!(
+            statuses,
+            [
+                LipoStatus::Ok,
+                LipoStatus::InvalidSmiles,
+                LipoStatus::InvalidArgument,
+                LipoStatus::Ok
+            ]
+        );
+        assert!(
+            last_error().contains("molecule 1") && last_error().contains("not_a_smiles"),
+            "{}",
+            last_error()
+        );
+        // Batched with other lengths (64 per run): equal up to padding's rounding.
+        assert_detail(&out[0], &e.expected[0], 1e-4);
+        assert_detail(&out[3], &e.expected[4], 1e-4);
+        assert!(is_none(&out[1]) && is_none(&out[2]), "{out:?}");
+        // Without a statuses array, a failed molecule is the call's status.
+        let s = lipo_predict_detail_batch(
+            model,
+            ptrs.as_ptr(),
+            2,
+            out.as_mut_ptr(),
+            std::ptr::null_mut(),
+        );
+        assert_eq!(s, LipoStatus::InvalidSmiles);
+        assert!(last_error().contains("not_a_smiles"), "{}", last_error());
+        // Nothing to do is fine; NULL arrays are not.
+        let none = lipo_predict_detail_batch(
+            model,
+            std::ptr::null(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        assert_eq!(none, LipoStatus::Ok);
+        assert_eq!(
+            lipo_predict_detail_batch(
+                model,
+                std::ptr::null(),
+                1,
+                out.as_mut_ptr(),
+                std::ptr::null_mut()
+            ),
+            LipoStatus::InvalidArgument
+        );
+        assert_eq!(
+            lipo_predict_detail_batch(
+                model,
+                ptrs.as_ptr(),
+                1,
+                std::ptr::null_mut(),
+                std::ptr::null_mut()
+            ),
+            LipoStatus::InvalidArgument
+        );
+        assert!(last_error().contains("out"), "{}", last_error());
+        assert_eq!(
+            lipo_predict_detail_batch(
+                std::ptr::null(),
+                ptrs.as_ptr(),
+                1,
+                out.as_mut_ptr(),
+                std::ptr::null_mut()
+            ),
+            LipoStatus::InvalidArgument
+        );
+        lipo_model_close(model);
+    }
+}
+
+#[test]
+fn single_model_detail_has_no_uncertainty_or_domain() {
+    let f = fixture();
+    let model = open(&f.bundle, "{}");
+    let inputs: Vec<CString> = SMILES.iter().map(|s| cstring(s)).collect();
+    for (c, want) in inputs.iter().zip(&f.expected) {
+        let mut p = GARBAGE;
+        let s = unsafe { lipo_predict_detail(model, c.as_ptr(), &mut p) };
+        assert_eq!(s, LipoStatus::Ok, "{}", last_error());
+        assert!((p.value - want).abs() < 1e-6, "{p:?} vs {want}");
+        assert!(
+            p.sd.is_nan() && p.domain.is_nan() && p.in_domain == -1,
+            "{p:?}"
+        );
+    }
+    let ptrs: Vec<*const c_char> = inputs.iter().map(|s| s.as_ptr()).collect();
+    let mut out = vec![GARBAGE; ptrs.len()];
+    let mut statuses = vec![LipoStatus::Internal; ptrs.len()];
+    let s = unsafe {
+        lipo_predict_detail_batch(
+            model,
+            ptrs.as_ptr(),
+            ptrs.len(),
+            out.as_mut_ptr(),
+            statuses.as_mut_ptr(),
+        )
+    };
+    assert_eq!(s, LipoStatus::Ok);
+    assert!(statuses.iter().all(|&s| s == LipoStatus::Ok));
+    for (p, want) in out.iter().zip(&f.expected) {
+        assert!((p.value - want).abs() < 1e-5, "{p:?} vs {want}");
+        assert!(
+            p.sd.is_nan() && p.domain.is_nan() && p.in_domain == -1,
+            "{p:?}"
+        );
+    }
+    let info = info_of(model);
+    for key in [
+        "members",
+        "sd_scale",
+        "domain_threshold",
+        "domain_neighbours",
+        "training_molecules",
+        "out_of_fold_rmse",
+    ] {
+        assert!(info[key].is_null(), "{key}: {info}");
+    }
+    let mut ei = LipoEnsembleInfo {
+        members: 99,
+        sd_scale: 0.0,
+        domain_threshold: 0.0,
+        domain_neighbours: 1,
+        training_molecules: 1,
+        out_of_fold_rmse: 0.0,
+    };
+    assert_eq!(
+        unsafe { lipo_model_ensemble_info(model, &mut ei) },
+        LipoStatus::Ok
+    );
+    assert_eq!(
+        (ei.members, ei.domain_neighbours, ei.training_molecules),
+        (0, 0, 0)
+    );
+    assert!(ei.sd_scale.is_nan() && ei.domain_threshold.is_nan() && ei.out_of_fold_rmse.is_nan());
+    unsafe { lipo_model_close(model) };
+}
+
+#[test]
+fn default_model_path_is_the_rust_default_bundle() {
+    let mut path = std::ptr::null_mut();
+    let s = unsafe { lipo_default_model_path(&mut path) };
+    // This process's environment decides (LIPO_DEFAULT_BUNDLE, or the shipped bundle when
+    // it is there); the examples below check both cases in child processes.
+    match lipo::bundle::default_bundle() {
+        Some(want) => {
+            assert_eq!(s, LipoStatus::Ok, "{}", last_error());
+            let got = unsafe { CStr::from_ptr(path) }
+                .to_str()
+                .unwrap()
+                .to_string();
+            unsafe { lipo_string_free(path) };
+            assert_eq!(Path::new(&got), want);
+        }
+        None => {
+            assert_eq!(s, LipoStatus::Model);
+            assert!(path.is_null());
+            assert!(
+                last_error().contains("LIPO_DEFAULT_BUNDLE"),
+                "{}",
+                last_error()
+            );
+        }
+    }
+    assert_eq!(
+        unsafe { lipo_default_model_path(std::ptr::null_mut()) },
+        LipoStatus::InvalidArgument
+    );
+}
+
+/// Runs a predict example with no model argument and the ensemble as `LIPO_DEFAULT_BUNDLE`:
+/// value ± sd and the domain on standard output, the library's message for `not_a_smiles` on
+/// standard error, exit status 1. Without any default bundle, it says what to set and exits 2.
+fn check_default_ensemble(cmd: impl Fn() -> Command) {
+    let e = ensemble();
+    let out = run(cmd()
+        .args(SMILES)
+        .arg("not_a_smiles")
+        .env("LIPO_DEFAULT_BUNDLE", &e.bundle));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    check_detail_output(&out.stdout, &e.expected);
+    assert!(err.contains("invalid SMILES \"not_a_smiles\""), "{err}");
+    let shipped = Path::new(lipo::bundle::SHIPPED).join("model.onnx");
+    if !shipped.is_file() {
+        let out = run(cmd().arg("CCO").env_remove("LIPO_DEFAULT_BUNDLE"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            out.stdout.is_empty() && err.contains("LIPO_DEFAULT_BUNDLE"),
+            "{err}"
+        );
+    }
+}
+
 /// Runs a predict example on SMILES plus `not_a_smiles`: predictions on standard output, the
 /// library's message on standard error, exit status 1.
 fn check_predicts_and_names_bad_smiles(exe: &Path, f: &Fixture) {
@@ -447,6 +902,7 @@ fn c_example_predicts_from_arguments_and_stdin_and_prints_the_error() {
     let exe = f.dir.path().join("predict_c");
     build_c("examples/predict.c", &full_library(), &exe);
     check_predicts_and_names_bad_smiles(&exe, f);
+    check_default_ensemble(|| Command::new(&exe));
     let mut child = Command::new(&exe)
         .env_remove("LD_LIBRARY_PATH")
         .arg(&f.bundle)
@@ -463,6 +919,57 @@ fn c_example_predicts_from_arguments_and_stdin_and_prints_the_error() {
     assert!(out.status.success());
     check_output(&out.stdout, &f.expected);
 }
+
+/// Checks lipo.hpp's ensemble calls; args: ENSEMBLE SINGLE SMILES... (LIPO_DEFAULT_BUNDLE set
+/// to ENSEMBLE). Prints the ensemble's predict_detail_batch of SMILES[0], two bad entries and
+/// the rest, one "status value sd domain in_domain" line each (-1 for what is missing); any
+/// other failed check exits with its line number.
+const CPP_DETAIL: &str = r#"
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+#include "lipo.hpp"
+#define CHECK(c) do { if (!(c)) { std::fprintf(stderr, "line %d: %s\n", __LINE__, #c); return __LINE__; } } while (0)
+int main(int argc, char **argv) {
+    lipo::Model ens(argv[1]), single(argv[2]);
+    std::vector<std::string> smiles(argv + 3, argv + argc);
+    auto info = ens.ensemble_info();
+    CHECK(info && info->members == 3 && info->domain_threshold > 0 && info->sd_scale > 0);
+    CHECK(!single.ensemble_info());
+    CHECK(ens.info_json().find("\"members\":3") != std::string::npos);
+    lipo::Prediction p = ens.predict_detail(smiles[0]);
+    CHECK(p.ok() && p.has_uncertainty() && *p.sd > 0);
+    CHECK(*p.in_domain == (*p.domain <= info->domain_threshold));
+    CHECK(p.value == ens.predict(smiles[0]));
+    lipo::Prediction q = single.predict_detail(smiles[0]);
+    CHECK(q.ok() && !q.has_uncertainty() && !q.domain && !q.in_domain && std::isfinite(q.value));
+    CHECK(lipo::default_model_path() == argv[1]);
+    CHECK(lipo::Model::open_default().predict_detail(smiles[0]).value == p.value);
+    try {
+        ens.predict_detail("C)C(");
+        CHECK(false);
+    } catch (const lipo::Error &e) {
+        CHECK(e.status() == LIPO_STATUS_INVALID_SMILES);
+        CHECK(std::string(e.what()).find("C)C(") != std::string::npos);
+    }
+    try {
+        ens.predict_detail(std::string("CCO\0junk", 8));
+        CHECK(false);
+    } catch (const lipo::Error &e) {
+        CHECK(e.status() == LIPO_STATUS_INVALID_SMILES);
+    }
+    for (const auto &r : single.predict_detail_batch(smiles)) CHECK(r.ok() && !r.has_uncertainty());
+    std::vector<std::string> batch = smiles;
+    batch.insert(batch.begin() + 1, {"not_a_smiles", std::string("CCO\0junk", 8)});
+    for (const auto &r : ens.predict_detail_batch(batch)) {
+        CHECK(r.has_uncertainty() == r.ok());
+        std::printf("%d %.9g %.9g %.9g %d\n", (int)r.status, r.value, r.sd.value_or(-1),
+                    r.domain.value_or(-1), r.in_domain ? (int)*r.in_domain : -1);
+    }
+    return 0;
+}
+"#;
 
 #[test]
 fn cpp_example_builds_from_an_installed_prefix_with_pkg_config() {
@@ -491,6 +998,7 @@ fn cpp_example_builds_from_an_installed_prefix_with_pkg_config() {
             .arg(&exe),
     );
     check_predicts_and_names_bad_smiles(&exe, f);
+    check_default_ensemble(|| Command::new(&exe));
     // A SMILES with a NUL byte is refused by the wrapper, not cut short to "CCO".
     let mut child = Command::new(&exe)
         .arg(&f.bundle)
@@ -514,6 +1022,56 @@ fn cpp_example_builds_from_an_installed_prefix_with_pkg_config() {
         err.contains("invalid SMILES") && err.contains("NUL"),
         "{err}"
     );
+    // The binding's ensemble calls, through a small program built the same way.
+    let source = f.dir.path().join("detail.cpp");
+    std::fs::write(&source, CPP_DETAIL).unwrap();
+    let exe = f.dir.path().join("detail_cpp");
+    check(
+        Command::new("c++")
+            .args(["-std=c++17", "-Wall", "-Werror"])
+            .arg(&source)
+            .args(flags.split_whitespace())
+            .arg("-o")
+            .arg(&exe),
+    );
+    let e = ensemble();
+    let out = check(
+        Command::new(&exe)
+            .arg(&e.bundle)
+            .arg(&f.bundle)
+            .args(SMILES)
+            .env("LIPO_DEFAULT_BUNDLE", &e.bundle),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    // The batch: SMILES[0], two bad entries, then the rest; each "status value sd domain in".
+    assert_eq!(lines.len(), SMILES.len() + 2, "{text}");
+    let rows: Vec<Vec<f64>> = lines
+        .iter()
+        .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(
+        rows[1][0],
+        LipoStatus::InvalidSmiles as i32 as f64,
+        "{text}"
+    );
+    assert_eq!(
+        rows[2][0],
+        LipoStatus::InvalidSmiles as i32 as f64,
+        "{text}"
+    );
+    assert!(
+        rows[1][1].is_nan() && rows[1][2] == -1.0 && rows[1][4] == -1.0,
+        "{text}"
+    );
+    let good = std::iter::once(&rows[0]).chain(&rows[3..]);
+    for (r, want) in good.zip(&e.expected) {
+        assert_eq!(r[0], 0.0, "{text}");
+        assert!((r[1] - want.value).abs() < 1e-4, "{text}");
+        assert!((r[2] - want.sd.unwrap()).abs() < 1e-4, "{text}");
+        assert!((r[3] - want.domain.unwrap()).abs() < 1e-4, "{text}");
+        assert_eq!(r[4], f64::from(u8::from(want.in_domain.unwrap())), "{text}");
+    }
     // The same examples through the CMake package, where CMake is installed.
     if Command::new("cmake").arg("--version").output().is_ok() {
         let build = f.dir.path().join("cmake-build");
@@ -576,12 +1134,29 @@ fn python_binding_tests_pass() {
         .zip(&f.expected)
         .map(|(s, v)| (s.to_string(), (*v).into()))
         .collect();
+    let e = ensemble();
+    let ensemble_expected: serde_json::Map<String, serde_json::Value> = SMILES
+        .iter()
+        .zip(&e.expected)
+        .map(|(s, p)| {
+            let v = serde_json::json!([p.value, p.sd, p.domain, p.in_domain]);
+            (s.to_string(), v)
+        })
+        .collect();
     let out = run(Command::new("python3")
         .args(["-m", "unittest", "-v", "test_lipo"])
         .current_dir(root().join("bindings/python/tests"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("LIPO_LIBRARY", full_library())
         .env("LIPO_TEST_BUNDLE", &f.bundle)
+        .env("LIPO_TEST_ENSEMBLE", &e.bundle)
+        .env(
+            "LIPO_TEST_ENSEMBLE_EXPECTED",
+            serde_json::json!({"info": {"members": e.info.members,
+                                        "domain_threshold": e.info.domain_threshold},
+                               "predictions": ensemble_expected})
+            .to_string(),
+        )
         .env("LIPO_TEST_TABLE", &table)
         .env(
             "LIPO_TEST_EXPECTED",
@@ -619,6 +1194,29 @@ fn valgrind_sees_no_leaks_or_invalid_accesses_in_the_c_example() {
     check_output(&out.stdout, &f.expected[..2]);
     assert!(report.contains("ERROR SUMMARY: 0 errors"), "{report}");
     assert!(!report.contains("Invalid read") && !report.contains("Invalid write"));
+    assert!(report.contains("definitely lost: 0 bytes"), "{report}");
+    // The ensemble, opened as the default bundle (lipo_default_model_path, a string to free).
+    let e = ensemble();
+    let log = f.dir.path().join("valgrind-ensemble.log");
+    let out = run(Command::new("valgrind")
+        .args([
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--error-exitcode=99",
+        ])
+        .arg(format!(
+            "--suppressions={}",
+            root().join("tests/valgrind/onnxruntime.supp").display()
+        ))
+        .arg(format!("--log-file={}", log.display()))
+        .arg(&exe)
+        .args(&SMILES[..2])
+        .arg("not_a_smiles")
+        .env("LIPO_DEFAULT_BUNDLE", &e.bundle));
+    let report = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    check_detail_output(&out.stdout, &e.expected[..2]);
+    assert!(report.contains("ERROR SUMMARY: 0 errors"), "{report}");
     assert!(report.contains("definitely lost: 0 bytes"), "{report}");
 }
 
@@ -664,6 +1262,15 @@ fn python_and_rust_examples_predict_and_name_the_bad_smiles() {
         check_output(&out.stdout, &f.expected);
         assert!(err.contains("invalid SMILES \"not_a_smiles\""), "{err}");
     }
+    check_default_ensemble(|| {
+        let mut c = Command::new("python3");
+        c.arg(root().join("examples/predict.py"))
+            .env("PYTHONPATH", root().join("bindings/python"))
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("LIPO_LIBRARY", full_library());
+        c
+    });
+    check_default_ensemble(|| Command::new(deps_dir().join("../examples/predict")));
 }
 
 unsafe extern "C" fn count_steps(event: *const c_char, user: *mut std::ffi::c_void) -> i32 {

@@ -545,3 +545,148 @@ fn test_time_augmentation_agrees_between_tch_and_ort() {
         .unwrap();
     assert!((alone - ort[2]).abs() < 1e-5);
 }
+
+/// Rows of `predictions.csv` by SMILES: (set, prediction, sd, domain, in_domain).
+fn ensemble_rows(dir: &Path) -> Vec<(String, String, f64, f64, f64, bool)> {
+    let mut rdr = csv::Reader::from_path(dir.join("predictions.csv")).unwrap();
+    rdr.records()
+        .map(|r| {
+            let r = r.unwrap();
+            let num = |i: usize| r[i].parse::<f64>().unwrap();
+            (
+                r[1].to_string(),
+                r[3].to_string(),
+                num(5),
+                num(6),
+                num(7),
+                &r[8] == "1",
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ensembles_train_by_fold_and_export_as_one_graph() {
+    use lipo::train::{self, EnsembleRun, FinetuneConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    common::write_toy_table(&data, 120);
+    let base = common::tiny_toy_run(
+        data.clone(),
+        FinetuneConfig {
+            epochs: 2,
+            seed: 3,
+            ..FinetuneConfig::default()
+        },
+    );
+    let run = EnsembleRun::new(base, 3);
+    let out = dir.path().join("ens");
+    let silent = &mut lipo::progress::Silent;
+    let report = {
+        let _g = lock();
+        // One member alone leaves the ensemble ungathered; the next call finishes it.
+        assert!(train::finetune_ensemble(&run, Device::Cpu, &out, Some(1), silent)
+            .unwrap()
+            .is_none());
+        let e = train::finetune_ensemble(&run, Device::Cpu, &out, Some(3), silent).unwrap_err();
+        assert!(e.to_string().contains("member 3 of 3"), "{e}");
+        train::finetune_ensemble(&run, Device::Cpu, &out, None, silent)
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(report.members, 3);
+    assert_eq!(report.sizes, [96, 24]);
+    assert!(report.sd_scale > 0.0 && report.domain_threshold > 0.0);
+    assert!((report.out_of_fold_coverage - 0.95).abs() < 0.03);
+    let test = report.test.as_ref().unwrap();
+    assert_eq!(test.members.len(), 3);
+    assert_eq!(test.domain_bins.iter().map(|b| b.n).sum::<usize>(), 24);
+    // Members validate on their own fold; all share the seed's usual test rows.
+    let usual = lipo::data::Split::new(120, 3, 0.2, 0.1).unwrap();
+    let mut valid = Vec::new();
+    for k in 0..3 {
+        let s: lipo::data::Split =
+            lipo::fsutil::read_json(&out.join(format!("member-{k}/split.json"))).unwrap();
+        assert_eq!(s.test, usual.test);
+        valid.extend(s.valid);
+    }
+    valid.sort_unstable();
+    valid.dedup();
+    assert_eq!(valid.len(), 96, "the folds cover every row that is not test");
+    // A finished ensemble is reused, and a different one is refused in its folder.
+    let again = train::finetune_ensemble(&run, Device::Cpu, &out, None, silent)
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.sd_scale, report.sd_scale);
+    let other = EnsembleRun::new(run.base.clone(), 4);
+    let e = train::finetune_ensemble(&other, Device::Cpu, &out, None, silent).unwrap_err();
+    assert!(e.to_string().contains("different ensemble"), "{e}");
+
+    // One graph: the same numbers as the gathered ensemble, float32 and float16.
+    let rows = ensemble_rows(&out);
+    let test_rows: Vec<_> = rows.iter().filter(|r| r.1 == "test").collect();
+    let smiles: Vec<&str> = test_rows.iter().map(|r| r.0.as_str()).collect();
+    let mut sizes = vec![];
+    for (q, tol) in [
+        (lipo::export::Quantize::None, 1e-4),
+        (lipo::export::Quantize::Float16, 2e-3),
+    ] {
+        let bundle = dir.path().join(format!("ens-{}.lipo", q.name()));
+        let s = lipo::export::export_model_dir_with(&out, &bundle, q).unwrap();
+        sizes.push(s.onnx_bytes);
+        let p = Predictor::open(&bundle, &options(7)).unwrap();
+        let info = p.info().ensemble.clone().unwrap();
+        assert_eq!(info.members, 3);
+        assert_eq!(info.training_molecules, 96);
+        assert!((info.sd_scale - report.sd_scale).abs() < 1e-9);
+        let got = p.predict_detail(&smiles).unwrap();
+        for (r, g) in test_rows.iter().zip(&got) {
+            let g = g.as_ref().unwrap();
+            assert!((g.value - r.2).abs() < tol, "{}: {} vs {}", r.0, g.value, r.2);
+            assert!((g.sd.unwrap() - r.3).abs() < tol, "{}: sd", r.0);
+            assert!((g.domain.unwrap() - r.4).abs() < 10.0 * tol, "{}: domain", r.0);
+            assert_eq!(
+                g.in_domain.unwrap(),
+                g.domain.unwrap() <= info.domain_threshold
+            );
+        }
+        let bad = p.predict_detail(&["CCO", "C1CC", "c1ccccc1"]).unwrap();
+        assert!(bad[0].is_ok() && bad[2].is_ok());
+        assert!(bad[1].as_ref().unwrap_err().to_string().contains("C1CC"));
+    }
+    assert!(
+        (sizes[1] as f64) < 0.6 * sizes[0] as f64,
+        "float16 storage: {sizes:?}"
+    );
+
+    // The command line: the default bundle, and the trust columns.
+    let bundle = dir.path().join("ens-none.lipo");
+    let mut child = lipo_cmd()
+        .args(["predict", "--input", "-"])
+        .env("LIPO_DEFAULT_BUNDLE", &bundle)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"CCO\nC1CC\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "line,smiles,exp,sd,domain,in_domain,error");
+    assert_eq!(lines[1].split(',').count(), 7);
+    assert!(lines[2].starts_with("2,C1CC,,,,,"), "{}", lines[2]);
+
+    // A single model's bundle has no trust fields.
+    let single = dir.path().join("single.lipo");
+    lipo::export::export_model_dir(&out.join("member-0/model"), &single).unwrap();
+    let p = Predictor::open(&single, &options(4)).unwrap();
+    assert!(p.info().ensemble.is_none());
+    let d = p.predict_detail(&["CCO"]).unwrap().remove(0).unwrap();
+    assert!(d.sd.is_none() && d.domain.is_none() && d.in_domain.is_none());
+}

@@ -7,7 +7,8 @@ use clap::Args;
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
-    /// Model folder (exported to a temporary bundle for ONNX Runtime).
+    /// Model folder (exported to a temporary bundle for ONNX Runtime), or an ensemble folder
+    /// (its first member against the whole ensemble).
     #[arg(long)]
     model: PathBuf,
     /// SMILES table, e.g. lipophilicity.csv (default: $LIPO_DATA_DIR/lipophilicity.csv).

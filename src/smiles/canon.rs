@@ -3,22 +3,28 @@
 //!
 //! Weininger/Morgan-style refinement: atoms start in classes of equal invariants (heavy
 //! degree, element, aromatic flag, isotope, charge, hydrogen count, and the atom's text
-//! without its chirality mark, so that atoms written differently never tie); each round
-//! splits classes by the sorted list of (bond label, neighbour class), where the bond label
-//! is the graph key's bond order plus whether the bond carries `/` or `\`. All comparisons
-//! sort values, never hashes. When rounds stop splitting, stereo splits further: the sign of
-//! each `@`/`@@` centre relative to its neighbours' classes, and cis/trans of each marked
-//! double bond relative to the lowest-class substituents (both only where those classes are
-//! distinct). Remaining ties are broken one at a time: one atom of the lowest tied class is
-//! promoted ahead of the others and refinement runs again, until all ranks differ. With
-//! stereo marks in the molecule, each candidate of the tied class is tried and the one whose
-//! stereo signs come out smallest is kept, so that mirror-related choices (the two ring
-//! sides of `C[C@H]1CC[C@@H](C)CC1`) do not depend on atom order either.
+//! without its chirality mark, so that atoms written differently never tie); classes split
+//! by their atoms' (bond label, neighbour class) lists until no class splits, where the
+//! bond label is the graph key's bond order plus whether the bond carries `/` or `\`
+//! (`partition.rs` does this one splitter class at a time, which gives the same classes as
+//! rounds over all atoms but stays fast on long chains). All comparisons sort values, never
+//! hashes. Then stereo splits further: the sign of each `@`/`@@` centre relative to its
+//! neighbours' classes, and cis/trans of each marked double bond relative to the
+//! lowest-class substituents (both only where those classes are distinct); and refinement
+//! runs again. Remaining ties are broken one at a time: one atom of the lowest tied class
+//! is split off and refinement runs again, until all ranks differ. While a stereo element
+//! is still undetermined, each candidate of the tied class is tried and the one whose stereo
+//! signs come out smallest is kept, so that mirror-related choices (the two ring sides of
+//! `C[C@H]1CC[C@@H](C)CC1`, the two methyls of `C[C@H](C)O`) do not depend on atom order
+//! either.
 //!
 //! Limits: refinement cannot tell apart some non-equivalent atoms of highly regular graphs
-//! (then the tie-break is by atom order and the writing may depend on the input); the stereo
-//! tie-break is greedy, one tied class at a time.
+//! (`C1CCCCC1.C1CC1.C1CC1`: all CH2 with two CH2 neighbours); then the tie-break is by atom
+//! order and the writing may depend on the input. The stereo tie-break is greedy, one tied
+//! class at a time, and skipped above a work budget (far above drug-like sizes).
 
+use super::partition::Partition;
+use super::parts::PartKey;
 use super::reader::is_directional;
 use super::write::{odd_permutation, Slot};
 use super::{Chirality, Molecule};
@@ -27,74 +33,106 @@ use super::{Chirality, Molecule};
 /// its double bonds are cis and trans.
 type StereoSign = (u8, u8, u8);
 
-/// Dense ranks of `keys`: equal keys share a rank, ranks run 0.. in key order.
-fn dense_ranks<K: Ord>(keys: &[K]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
-    let mut ranks = vec![0; keys.len()];
-    let mut rank = 0;
-    for (k, &i) in order.iter().enumerate() {
-        if k > 0 && keys[order[k - 1]] != keys[i] {
-            rank += 1;
-        }
-        ranks[i] = rank;
-    }
-    ranks
-}
-
-/// The number of distinct classes in dense ranks.
-fn class_count(classes: &[usize]) -> usize {
-    classes.iter().max().map_or(0, |&c| c + 1)
-}
-
-/// The lowest class held by more than one atom, if any.
-fn lowest_tied(classes: &[usize]) -> Option<usize> {
-    let mut counts = vec![0usize; class_count(classes)];
-    for &c in classes {
-        counts[c] += 1;
-    }
-    counts.iter().position(|&n| n > 1)
-}
-
-/// `classes` with `atom` moved ahead of the other atoms of its class.
-fn promote(classes: &[usize], atom: usize) -> Vec<usize> {
-    let keys: Vec<(usize, bool)> = classes
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| (c, i != atom))
-        .collect();
-    dense_ranks(&keys)
-}
-
 /// The invariant an atom starts from; compared as a tuple, field by field.
 type AtomInvariant<'a> = (usize, &'a str, bool, Option<u16>, i8, u8, String);
 
+/// The stereo tie-break tries at most this many splits divided by the atom count (a few
+/// thousand for drug-like molecules; hostile inputs stay fast, and their ties beyond it are
+/// broken by atom order).
+const SEARCH_BUDGET: usize = 200_000;
+
+/// The stereo elements of a molecule (`@`/`@@` centres and double bonds with `/` or `\` at
+/// both ends) and what the classes have settled of their signs so far.
+#[derive(Debug, Clone)]
+struct Stereo {
+    /// The atoms of all elements, sorted, without repeats.
+    atoms: Vec<usize>,
+    /// The sign of each atom of `atoms` so far.
+    signs: Vec<StereoSign>,
+    /// The centres whose sign is still open (two neighbours in one class).
+    open_centres: Vec<usize>,
+    /// The double bonds whose sign is still open.
+    open_doubles: Vec<usize>,
+}
+
+impl Stereo {
+    /// Whether some element's sign is still open.
+    fn open(&self) -> bool {
+        !self.open_centres.is_empty() || !self.open_doubles.is_empty()
+    }
+
+    /// Where `atom` stands in `atoms`.
+    fn index(&self, atom: usize) -> usize {
+        self.atoms.partition_point(|&x| x < atom)
+    }
+}
+
+/// The refinement state: the classes and the stereo signs they settle.
+#[derive(Debug, Clone)]
+struct State {
+    p: Partition,
+    stereo: Stereo,
+}
+
 impl Molecule {
-    /// Canonical ranks of the atoms: `ranks[atom]` is a number in `0..atoms().len()`, all
-    /// different, that does not depend on atom order, branch layout or ring numbers of the
-    /// SMILES (see the `canon` module documentation for the method and its limits). Two
-    /// writings of one molecule (same atoms texts, bonds and stereo) give ranks that put
-    /// corresponding atoms in the same places.
-    pub fn canonical_ranks(&self) -> Vec<usize> {
+    /// Canonical ranks of the atoms of a molecule taken as one graph (see the module
+    /// documentation; `parts.rs` ranks each connected part on its own).
+    pub(super) fn graph_ranks(&self) -> Vec<usize> {
         let labels = self.bond_labels();
-        let stereo = self.has_stereo_marks();
-        let initial = self.initial_classes();
-        let mut classes = self.refine(initial, &labels, stereo);
-        while let Some(tied) = lowest_tied(&classes) {
-            let candidates: Vec<usize> =
-                (0..classes.len()).filter(|&a| classes[a] == tied).collect();
-            classes = if stereo {
-                self.best_promotion(&classes, &candidates, &labels)
-            } else {
-                self.refine(promote(&classes, candidates[0]), &labels, false)
-            };
+        let invariants: Vec<AtomInvariant<'_>> = (0..self.atoms.len())
+            .map(|a| self.atom_invariant(a))
+            .collect();
+        let mut state = State {
+            p: Partition::new(&invariants),
+            stereo: self.stereo_elements(),
+        };
+        self.refine(&mut state, &labels);
+        let mut budget = SEARCH_BUDGET / self.atoms.len().max(1);
+        let done = self.break_ties(state, &labels, &mut budget);
+        done.p.positions().to_vec()
+    }
+
+    /// Breaks the ties left after refinement, one lowest tied class at a time: split off
+    /// one atom, refine again. While a stereo sign is still open, the choice of atom can
+    /// decide how the stereo comes out, so every atom of the class is tried (depth first,
+    /// while `budget` lasts: one unit per try) and the completion with the smallest
+    /// canonical form (`part_key`) is kept.
+    fn break_ties(&self, mut state: State, labels: &[u8], budget: &mut usize) -> State {
+        let mut from = 0;
+        while let Some(s) = state.p.first_tied(from) {
+            from = s;
+            let size = state.p.cell_size(s);
+            if state.stereo.open() && *budget >= size {
+                *budget -= size;
+                return self.best_completion(&state, s, labels, budget);
+            }
+            let atom = state.p.first_atom(s);
+            state.p.individualize(atom);
+            self.refine(&mut state, labels);
         }
-        classes
+        state
+    }
+
+    /// Of the completions that split off each atom of the tied class starting at `s`, the
+    /// one with the smallest canonical form (the first, by atom number, on a tie).
+    fn best_completion(&self, state: &State, s: usize, labels: &[u8], budget: &mut usize) -> State {
+        let mut best: Option<(PartKey, State)> = None;
+        for atom in state.p.cell(s) {
+            let mut next = state.clone();
+            next.p.individualize(atom);
+            self.refine(&mut next, labels);
+            let done = self.break_ties(next, labels, budget);
+            let key = self.part_key(done.p.positions());
+            if best.as_ref().is_none_or(|(b, _)| key < *b) {
+                best = Some((key, done));
+            }
+        }
+        best.map_or_else(|| state.clone(), |(_, done)| done)
     }
 
     /// Each bond's label for refinement: the graph key's order code (single, aromatic,
     /// double, …) times two, plus one when the bond is written `/` or `\`.
-    fn bond_labels(&self) -> Vec<u8> {
+    pub(super) fn bond_labels(&self) -> Vec<u8> {
         (0..self.bonds.len())
             .map(|b| {
                 let directional = self.bonds[b].symbol.is_some_and(is_directional);
@@ -103,18 +141,9 @@ impl Molecule {
             .collect()
     }
 
-    /// Whether any atom has a chirality mark or any bond a `/` or `\`.
-    fn has_stereo_marks(&self) -> bool {
-        self.atoms.iter().any(|a| a.chirality.is_some())
-            || self
-                .bonds
-                .iter()
-                .any(|b| b.symbol.is_some_and(is_directional))
-    }
-
     /// The text of atom `atom` without its `@`/`@@` (which the writer recomputes); extended
     /// chirality marks stay.
-    fn text_without_mark(&self, atom: usize) -> String {
+    pub(super) fn text_without_mark(&self, atom: usize) -> String {
         let a = &self.atoms[atom];
         let text = self.atom_text(atom);
         let len = match a.chirality {
@@ -140,102 +169,141 @@ impl Molecule {
         )
     }
 
-    /// The classes of equal starting invariants.
-    fn initial_classes(&self) -> Vec<usize> {
-        let keys: Vec<AtomInvariant<'_>> = (0..self.atoms.len())
-            .map(|a| self.atom_invariant(a))
+    /// The `@`/`@@` centres and the double bonds with a `/` or `\` at both ends, all open.
+    fn stereo_elements(&self) -> Stereo {
+        let centres: Vec<usize> = (0..self.atoms.len())
+            .filter(|&a| {
+                self.atoms[a]
+                    .chirality
+                    .is_some_and(Chirality::is_tetrahedral_shorthand)
+            })
             .collect();
-        dense_ranks(&keys)
-    }
-
-    /// Refines `classes` until no class splits: by neighbours, then (with `stereo`) by the
-    /// stereo signs, again and again.
-    fn refine(&self, mut classes: Vec<usize>, labels: &[u8], stereo: bool) -> Vec<usize> {
-        loop {
-            let before = class_count(&classes);
-            classes = self.refine_by_neighbours(classes, labels);
-            if stereo {
-                let signs = self.stereo_signs(&classes);
-                let keys: Vec<(usize, StereoSign)> = classes.iter().copied().zip(signs).collect();
-                classes = dense_ranks(&keys);
-            }
-            if class_count(&classes) == before {
-                return classes;
-            }
-        }
-    }
-
-    /// Splits classes by the sorted (bond label, neighbour class) lists until they stop
-    /// splitting.
-    fn refine_by_neighbours(&self, mut classes: Vec<usize>, labels: &[u8]) -> Vec<usize> {
-        loop {
-            let before = class_count(&classes);
-            let keys: Vec<(usize, Vec<(u8, usize)>)> = (0..classes.len())
-                .map(|a| {
-                    let mut around: Vec<(u8, usize)> = self
-                        .atom_bonds(a)
-                        .iter()
-                        .map(|&b| (labels[b], classes[self.bonds[b].other(a)]))
-                        .collect();
-                    around.sort_unstable();
-                    (classes[a], around)
-                })
-                .collect();
-            classes = dense_ranks(&keys);
-            if class_count(&classes) == before {
-                return classes;
-            }
-        }
-    }
-
-    /// Of the atoms `candidates` (one tied class), the promotion whose refined classes give
-    /// the smallest stereo signature; the first such candidate on a tie.
-    fn best_promotion(&self, classes: &[usize], candidates: &[usize], labels: &[u8]) -> Vec<usize> {
-        let mut best: Option<(Vec<(usize, StereoSign)>, Vec<usize>)> = None;
-        for &atom in candidates {
-            let refined = self.refine(promote(classes, atom), labels, true);
-            let mut signature: Vec<(usize, StereoSign)> = refined
+        let marked = |atom: usize, double: usize| {
+            self.atom_bonds(atom)
                 .iter()
-                .copied()
-                .zip(self.stereo_signs(&refined))
-                .collect();
-            signature.sort_unstable();
-            if best.as_ref().is_none_or(|(s, _)| signature < *s) {
-                best = Some((signature, refined));
-            }
+                .any(|&k| k != double && self.bonds[k].symbol.is_some_and(is_directional))
+        };
+        let doubles: Vec<usize> = (0..self.bonds.len())
+            .filter(|&k| {
+                let b = &self.bonds[k];
+                b.symbol == Some('=') && marked(b.from, k) && marked(b.to, k)
+            })
+            .collect();
+        let mut atoms = centres.clone();
+        atoms.extend(
+            doubles
+                .iter()
+                .flat_map(|&k| [self.bonds[k].from, self.bonds[k].to]),
+        );
+        atoms.sort_unstable();
+        atoms.dedup();
+        Stereo {
+            signs: vec![(0, 0, 0); atoms.len()],
+            atoms,
+            open_centres: centres,
+            open_doubles: doubles,
         }
-        best.map(|(_, c)| c).unwrap_or_else(|| classes.to_vec())
     }
 
-    /// The stereo invariant of every atom under `classes`.
-    fn stereo_signs(&self, classes: &[usize]) -> Vec<StereoSign> {
-        let mut signs: Vec<StereoSign> = (0..self.atoms.len())
-            .map(|a| (self.tetrahedral_sign(a, classes), 0, 0))
-            .collect();
-        for (k, b) in self.bonds.iter().enumerate() {
-            if b.symbol != Some('=') {
-                continue;
-            }
-            let (from, to) = (
-                self.reference_side(b.from, k, classes),
-                self.reference_side(b.to, k, classes),
-            );
-            if let (Some(x), Some(y)) = (from, to) {
-                for atom in [b.from, b.to] {
-                    if x == y {
-                        signs[atom].1 += 1;
-                    } else {
-                        signs[atom].2 += 1;
-                    }
-                }
+    /// Refines until no class splits, by neighbours and then by stereo signs.
+    fn refine(&self, state: &mut State, labels: &[u8]) {
+        loop {
+            state.p.refine(self, labels);
+            if !self.split_by_stereo(state) {
+                return;
             }
         }
-        signs
+    }
+
+    /// Settles the open stereo signs the classes now determine and splits classes by them
+    /// (the atoms whose sign did not change first); whether any class split. A class holds
+    /// atoms of one sign before, so only the atoms whose sign changed can split it.
+    fn split_by_stereo(&self, state: &mut State) -> bool {
+        let changed = self.settle_signs(&mut state.stereo, state.p.classes());
+        let classes = state.p.classes();
+        let mut touched: Vec<(usize, StereoSign, usize)> = changed
+            .iter()
+            .map(|&i| {
+                let a = state.stereo.atoms[i];
+                (classes[a], state.stereo.signs[i], a)
+            })
+            .collect();
+        touched.sort_unstable();
+        let mut split = false;
+        let mut i = 0;
+        while i < touched.len() {
+            let c = touched[i].0;
+            let j = i + touched[i..].iter().take_while(|t| t.0 == c).count();
+            let uniform = state.p.cell_size(c) == j - i && touched[i].1 == touched[j - 1].1;
+            if !uniform {
+                let keyed: Vec<(StereoSign, usize)> = touched[i..j]
+                    .iter()
+                    .map(|&(_, sign, a)| (sign, a))
+                    .collect();
+                state.p.split(c, &keyed);
+                split = true;
+            }
+            i = j;
+        }
+        split
+    }
+
+    /// Settles the open centres and double bonds whose sign `classes` determine; the
+    /// indices (in `stereo.atoms`) of the atoms whose sign changed.
+    fn settle_signs(&self, stereo: &mut Stereo, classes: &[usize]) -> Vec<usize> {
+        let mut settled: Vec<(usize, u8)> = Vec::new();
+        stereo.open_centres.retain(|&a| {
+            let sign = self.tetrahedral_sign(a, classes);
+            if sign != 0 {
+                settled.push((a, sign));
+            }
+            sign == 0
+        });
+        let mut changed = Vec::new();
+        for (a, sign) in settled {
+            let i = stereo.index(a);
+            stereo.signs[i].0 = sign;
+            changed.push(i);
+        }
+        let mut settled: Vec<(usize, u8)> = Vec::new();
+        stereo.open_doubles.retain(|&k| {
+            let code = self.double_bond_sign(k, classes);
+            if code != 0 {
+                settled.push((k, code));
+            }
+            code == 0
+        });
+        for (k, code) in settled {
+            for atom in [self.bonds[k].from, self.bonds[k].to] {
+                let i = stereo.index(atom);
+                if code == 1 {
+                    stereo.signs[i].1 += 1;
+                } else {
+                    stereo.signs[i].2 += 1;
+                }
+                changed.push(i);
+            }
+        }
+        changed.sort_unstable();
+        changed.dedup();
+        changed
+    }
+
+    /// Cis (1) or trans (2) of the lowest-class substituents across the double bond
+    /// `double` under `classes`, or 0 when not determined.
+    pub(super) fn double_bond_sign(&self, double: usize, classes: &[usize]) -> u8 {
+        let b = &self.bonds[double];
+        let from = self.reference_side(b.from, double, classes);
+        let to = self.reference_side(b.to, double, classes);
+        match (from, to) {
+            (Some(x), Some(y)) => 1 + u8::from(x != y),
+            _ => 0,
+        }
     }
 
     /// The sign of an `@`/`@@` centre with neighbours listed by class (its hydrogen first):
     /// 1 for `@`, 2 for `@@`, or 0 when it has no such mark or two neighbours share a class.
-    fn tetrahedral_sign(&self, atom: usize, classes: &[usize]) -> u8 {
+    pub(super) fn tetrahedral_sign(&self, atom: usize, classes: &[usize]) -> u8 {
         let Some(chirality) = self.atoms[atom].chirality else {
             return 0;
         };

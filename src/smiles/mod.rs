@@ -34,6 +34,8 @@ mod kekule;
 mod key;
 mod message;
 mod parse;
+mod partition;
+mod parts;
 mod reader;
 mod ring;
 mod valence;
@@ -79,10 +81,11 @@ pub fn graph_key(smiles: &str) -> Option<u64> {
 }
 
 /// The canonical SMILES of `smiles` ([`Molecule::canonical_smiles`]): one string for every
-/// writing of the same molecule. When the writer cannot rewrite the molecule (directional
-/// bonds on ring closures, extended chirality such as `@TH1`, a `.` inside a branch, more
-/// than 99 ring numbers; see [`Molecule::randomizable`]) the input is returned unchanged,
-/// so such a molecule keeps the form it was given in. Errors when `smiles` is not valid.
+/// writing of the same molecule (same atom texts, bonds and stereo). When the molecule
+/// cannot be rewritten, `smiles` comes back unchanged, so such a molecule keeps the form it
+/// was given in: directional bonds on ring closures, extended chirality such as `@TH1`, a
+/// `.` inside a branch (see [`Molecule::randomizable`]), a writing that would need more than
+/// 99 ring numbers or put a `/`, `\` on a ring closure. Errors when `smiles` is not valid.
 pub fn canonical(smiles: &str) -> Result<String, SmilesError> {
     let molecule = Molecule::parse(smiles)?;
     Ok(molecule

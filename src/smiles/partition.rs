@@ -94,6 +94,17 @@ impl Partition {
         None
     }
 
+    /// The number of atoms in the cell starting at `s`.
+    pub(super) fn cell_size(&self, s: usize) -> usize {
+        self.end[s] - s
+    }
+
+    /// The atom standing first in the cell starting at `s` (which one depends only on the
+    /// molecule as read, so a fixed choice for a given input).
+    pub(super) fn first_atom(&self, s: usize) -> usize {
+        self.order[s]
+    }
+
     /// The atoms of the cell starting at `s`, by atom number.
     pub(super) fn cell(&self, s: usize) -> Vec<usize> {
         let mut atoms = self.order[s..self.end[s]].to_vec();

@@ -129,8 +129,8 @@ impl EnsembleRun {
 pub struct DomainBin {
     /// Lower edge of the bin's domain score.
     pub from: f64,
-    /// Upper edge (infinite for the out-of-domain bin).
-    pub to: f64,
+    /// Upper edge (none for the out-of-domain bin).
+    pub to: Option<f64>,
     /// Which percentiles of the training molecules' leave-one-out scores the edges are.
     pub percentiles: String,
     /// Molecules in the bin.
@@ -190,6 +190,7 @@ pub struct EnsembleReport {
     pub domain_neighbours: usize,
     /// Domain score above which a molecule is out of domain (the 95th percentile of the
     /// training molecules' leave-one-out scores).
+    #[serde(deserialize_with = "crate::metrics::nan_if_null")]
     pub domain_threshold: f64,
     /// 50th, 80th and 95th percentiles of the training molecules' leave-one-out scores.
     pub domain_percentiles: [f64; 3],
@@ -510,7 +511,7 @@ fn domain_bins(err: &[f64], sd: &[f64], domain: &[f64], edges: &[f64; 3]) -> Vec
             let mean = |f: &dyn Fn(usize) -> f64| idx.iter().map(|&i| f(i)).sum::<f64>() / n as f64;
             DomainBin {
                 from,
-                to,
+                to: to.is_finite().then_some(to),
                 percentiles: name.into(),
                 n,
                 rmse: mean(&|i| err[i] * err[i]).sqrt(),

@@ -348,11 +348,14 @@ fn pinned_canonical_writings() {
         ("c1ccccc1O", "Oc1ccccc1"),
         ("OC(=O)C(N)C", "CC(N)C(=O)O"),
         ("N[C@@H](C)C(=O)O", "C[C@H](N)C(=O)O"),
-        ("OC(=O)C.[Na+]", "[Na+].CC(=O)O"),
-        ("c1ccc(cc1)-c1ccccc1", "c1ccc(cc1)-c1ccccc1"),
-        ("F/C=C/F", "F/C=C/F"),
+        ("[Na+].OC(=O)C", "CC(=O)O.[Na+]"),
+        ("c1ccc(cc1)-c1ccccc1", "c1ccccc1-c1ccccc1"),
+        ("F\\C=C\\F", "F/C=C/F"),
         ("C1CCCCC1C", "CC1CCCCC1"),
-        ("c1ccc2[nH]ccc2c1", "c1ccc2[nH]ccc2c1"),
+        ("c1ccc2[nH]ccc2c1", "c1c[nH]c2ccccc12"),
+        ("C12C3C4C1C5C2C3C45", "C12C3C4C1C1C2C3C41"),
+        ("C/C=C/C(C)/C=C\\C", "C/C=C/C(/C=C\\C)C"),
+        ("O[C@H](C)C", "C[C@@H](C)O"),
     ];
     for (input, want) in pinned {
         assert_eq!(canon(input), want, "{input}");
@@ -392,5 +395,33 @@ fn reference_data_has_one_string_per_molecule() {
             failures.len()
         );
         assert!(failures.is_empty(), "{file}:\n{}", failures.join("\n"));
+    }
+}
+
+#[test]
+fn hostile_inputs_stay_fast() {
+    let n = 100_000;
+    let mut nested = "C(".repeat(n / 2);
+    nested.push('C');
+    nested.push_str(&")".repeat(n / 2));
+    let waters = format!("C[C@H](C)O{}", ".O".repeat(n / 4));
+    for smiles in [
+        "C".repeat(n),
+        nested,
+        format!("c1{}c1", "c".repeat(n - 2)),
+        format!("C{}C", "/C=C/C".repeat(n / 10)),
+        waters,
+        vec!["N[C@@H](C)C(=O)O"; n / 20].join("."),
+        vec!["C[C@H](C)O"; n / 20].join("."),
+    ] {
+        let m = Molecule::parse(&smiles).unwrap();
+        let ranks = m.canonical_ranks();
+        let mut seen = vec![false; ranks.len()];
+        for &r in &ranks {
+            seen[r] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "ranks are a permutation");
+        let c = m.canonical_smiles().expect("writes");
+        assert!(canon(&c) == c, "not idempotent ({} characters)", c.len());
     }
 }

@@ -296,20 +296,34 @@ fn stress_canonical() {
             _ => super::robustness::random_string(&mut g),
         };
         let Ok(m) = Molecule::parse(&s) else { continue };
-        if !m.randomizable() { continue }
-        let Some(want) = m.canonical_smiles() else { declined += 1; if declined < 5 { eprintln!("declined {s}"); } continue };
+        if !m.randomizable() {
+            continue;
+        }
+        let Some(want) = m.canonical_smiles() else {
+            declined += 1;
+            if declined < 5 {
+                eprintln!("declined {s}");
+            }
+            continue;
+        };
         total += 1;
         let mut bad = canonical(&want).unwrap() != want;
         for seed in 0..20 {
             let r = m.random_smiles(&mut SplitMix64::new(seed)).unwrap();
-            if !Molecule::parse(&r).unwrap().randomizable() { continue }
+            if !Molecule::parse(&r).unwrap().randomizable() {
+                continue;
+            }
             if canonical(&r).unwrap() != want {
-                if fails < 15 { eprintln!("FAIL {s} → {r}: {} vs {want}", canonical(&r).unwrap()); }
+                if fails < 15 {
+                    eprintln!("FAIL {s} → {r}: {} vs {want}", canonical(&r).unwrap());
+                }
                 bad = true;
                 break;
             }
         }
-        if bad { fails += 1; }
+        if bad {
+            fails += 1;
+        }
     }
     eprintln!("{fails} of {total} fail, {declined} declined");
 }
@@ -317,7 +331,9 @@ fn stress_canonical() {
 #[test]
 #[ignore]
 fn show_declined_data() {
-    let Some(files) = super::data_smiles() else { return };
+    let Some(files) = super::data_smiles() else {
+        return;
+    };
     for (_, smiles) in files {
         for s in smiles {
             let m = Molecule::parse(&s).unwrap();
@@ -335,9 +351,20 @@ fn debug_one() {
         let m = Molecule::parse(s).unwrap();
         let r = m.canonical_ranks();
         for a in 0..m.atoms.len() {
-            eprintln!("{s} atom {a} {} rank {} h {} deg {}", m.atom_text(a), r[a], m.hydrogen_count(a), m.atom_bonds(a).len());
+            eprintln!(
+                "{s} atom {a} {} rank {} h {} deg {}",
+                m.atom_text(a),
+                r[a],
+                m.hydrogen_count(a),
+                m.atom_bonds(a).len()
+            );
         }
-        for b in &m.bonds { eprintln!("  bond {}-{} {:?} ring {}", b.from, b.to, b.symbol, b.ring_closure); }
+        for b in &m.bonds {
+            eprintln!(
+                "  bond {}-{} {:?} ring {}",
+                b.from, b.to, b.symbol, b.ring_closure
+            );
+        }
         eprintln!("  -> {:?}", m.canonical_smiles());
     }
 }
@@ -349,12 +376,49 @@ fn timing_canonical() {
     let chain = "C".repeat(2000);
     let ez = format!("C{}C", "/C=C/C".repeat(200));
     let stereo_chain = format!("C{}C", "[C@H](O)".repeat(100));
-    for s in [taxol, super::writer::wheel(100), chain, ez, stereo_chain, "C1CCCCC1.C1CC1.C1CC1".to_string()] {
+    for s in [
+        taxol,
+        super::writer::wheel(100),
+        chain,
+        ez,
+        stereo_chain,
+        "C1CCCCC1.C1CC1.C1CC1".to_string(),
+    ] {
         let m = Molecule::parse(&s).unwrap();
         let t = std::time::Instant::now();
         let c = m.canonical_smiles();
         let mut seen = std::collections::HashSet::new();
-        for seed in 0..20 { if let Some(r) = m.random_smiles(&mut SplitMix64::new(seed)) { seen.insert(canonical(&r).unwrap()); } }
-        eprintln!("{} atoms: {:?} ({} distinct from 20 writings) {:?}", m.atoms.len(), t.elapsed() , seen.len(), c.map(|c| c.chars().take(60).collect::<String>()));
+        for seed in 0..20 {
+            if let Some(r) = m.random_smiles(&mut SplitMix64::new(seed)) {
+                seen.insert(canonical(&r).unwrap());
+            }
+        }
+        eprintln!(
+            "{} atoms: {:?} ({} distinct from 20 writings) {:?}",
+            m.atoms.len(),
+            t.elapsed(),
+            seen.len(),
+            c.map(|c| c.chars().take(60).collect::<String>())
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn timing_each() {
+    for s in std::env::var("DBG").unwrap().split(' ') {
+        let m = Molecule::parse(s).unwrap();
+        let t = std::time::Instant::now();
+        let r = m.canonical_ranks();
+        let t1 = t.elapsed();
+        let c = m.canonical_smiles();
+        eprintln!(
+            "{} atoms: ranks {:?} total {:?} {}",
+            m.atoms.len(),
+            t1,
+            t.elapsed(),
+            c.is_some()
+        );
+        let _ = r;
     }
 }
