@@ -53,7 +53,7 @@ pub fn encoded_variants<S: AsRef<str>>(
         seqs.push(tokenizer.encode(s)?);
         owner.push(i);
         for v in variants(s, k, TTA_SEED).into_iter().skip(1) {
-            if let Ok(ids) = tokenizer.encode(&v) {
+            if let Ok(ids) = tokenizer.encode_written(&v) {
                 if !ids.contains(&tokenizer.unk_id()) {
                     seqs.push(ids);
                     owner.push(i);

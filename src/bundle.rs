@@ -62,6 +62,9 @@ pub mod keys {
     pub const QUANTIZATION: &str = "quantization";
     /// Test-time augmentation: random SMILES averaged with each SMILES as given (absent: 0).
     pub const TTA: &str = "tta";
+    /// `true` when SMILES are written in lipo's canonical form before they are encoded
+    /// (absent: false).
+    pub const CANONICAL: &str = "canonical";
     /// Ensembles: number of members.
     pub const MEMBERS: &str = "members";
     /// Ensembles: the factor already applied to the members' sd in `prediction_sd`.

@@ -55,6 +55,7 @@ pub struct SmilesTokenizer {
     vocab_size: usize,
     vocab_hash: String,
     unknown: UnknownTokens,
+    canonical: bool,
 }
 
 impl std::fmt::Debug for SmilesTokenizer {
@@ -165,6 +166,7 @@ impl SmilesTokenizer {
             vocab_size,
             vocab_hash,
             unknown: UnknownTokens::Unk,
+            canonical: false,
         })
     }
 
@@ -273,10 +275,43 @@ impl SmilesTokenizer {
         Ok(pieces)
     }
 
-    /// Encodes one SMILES as `<bos>` + token ids + `<eos>` (no padding).
+    /// This tokenizer writing every SMILES in lipo's canonical form before encoding
+    /// ([`crate::smiles::canonical`]) when `on`, so that every writing of a molecule gets
+    /// the same tokens: the setting of models trained or exported with `canonical`.
+    pub fn with_canonical(mut self, on: bool) -> Self {
+        self.canonical = on;
+        self
+    }
+
+    /// Whether [`SmilesTokenizer::encode`] writes SMILES canonically first.
+    pub fn is_canonical(&self) -> bool {
+        self.canonical
+    }
+
+    /// Encodes one SMILES as `<bos>` + token ids + `<eos>` (no padding), written canonically
+    /// first when the tokenizer is [canonical](SmilesTokenizer::with_canonical).
     /// The SMILES must be valid OpenSMILES ([`crate::smiles::check`]): an invalid one is an
     /// [`Error::InvalidSmiles`] naming the position, never a sequence of tokens.
     pub fn encode(&self, smiles: &str) -> Result<Vec<u32>> {
+        if !self.canonical {
+            return self.encode_written(smiles);
+        }
+        let written = crate::smiles::canonical(smiles).map_err(|e| Error::InvalidSmiles {
+            smiles: smiles.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.encode_written(&written).map_err(|e| match e {
+            Error::InvalidSmiles { reason, .. } => Error::InvalidSmiles {
+                smiles: smiles.to_string(),
+                reason: format!("in its canonical form {written:?}: {reason}"),
+            },
+            other => other,
+        })
+    }
+
+    /// Encodes one SMILES exactly as written (never canonically): random writings for
+    /// augmentation go through here.
+    pub fn encode_written(&self, smiles: &str) -> Result<Vec<u32>> {
         let pieces = self.split(smiles)?;
         crate::smiles::check(smiles).map_err(|e| Error::InvalidSmiles {
             smiles: smiles.to_string(),

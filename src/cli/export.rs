@@ -19,6 +19,10 @@ pub(crate) struct ExportArgs {
     /// quantized activations: faster on CPUs, small error).
     #[arg(long, default_value = "none", value_parser = parse_quantize)]
     quantize: lipo::export::Quantize,
+    /// Write every SMILES in lipo's canonical form before encoding it, so that all writings
+    /// of a molecule get one prediction (models trained with --canonical have it already)
+    #[arg(long)]
+    canonical: bool,
 }
 
 fn parse_quantize(s: &str) -> std::result::Result<lipo::export::Quantize, String> {
@@ -26,7 +30,7 @@ fn parse_quantize(s: &str) -> std::result::Result<lipo::export::Quantize, String
 }
 
 pub(crate) fn export(a: ExportArgs) -> Result<()> {
-    let s = lipo::export::export_model_dir_with(&a.model, &a.out, a.quantize)?;
+    let s = lipo::export::export_model_dir_as(&a.model, &a.out, a.quantize, a.canonical)?;
     eprintln!(
         "exported {} ({:?}, {} weights, {:.1} MB, {} weights) to {}",
         a.model.display(),

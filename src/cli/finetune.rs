@@ -85,6 +85,10 @@ pub(crate) struct FinetuneArgs {
     /// Share of the rows held out as test (0 to train on every row, e.g. a final ensemble)
     #[arg(long, default_value_t = 0.2)]
     test_frac: f64,
+    /// Write every SMILES in lipo's canonical form before encoding it (training, evaluation
+    /// and, recorded in the model, every prediction); augmented molecules stay random writings
+    #[arg(long)]
+    canonical: bool,
 }
 
 fn parse_schedule(s: &str) -> std::result::Result<lipo::train::LrSchedule, String> {
@@ -129,6 +133,7 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
                     tta: a.tta,
                     weight_decay: a.weight_decay,
                     test_frac: a.test_frac,
+                    canonical: a.canonical,
                     ..FinetuneConfig::default()
                 },
                 a.epochs,
@@ -204,10 +209,13 @@ fn finetune_ensemble(run: &EnsembleRun, a: &FinetuneArgs) -> Result<()> {
         "{} members (kept epochs {:?}); out-of-fold RMSE {:.4} over {} molecules",
         r.members, r.best_epochs, r.out_of_fold.rmse, r.out_of_fold.n
     );
-    println!(
-        "sd calibration factor {:.3} (out-of-fold coverage of +-1.96 sd: {:.3}); out of domain above {:.4}",
-        r.sd_scale, r.out_of_fold_coverage, r.domain_threshold
-    );
+    if r.task == lipo::model::Task::Regression {
+        println!(
+            "sd calibration factor {:.3} (out-of-fold coverage of +-1.96 sd: {:.3})",
+            r.sd_scale, r.out_of_fold_coverage
+        );
+    }
+    println!("out of domain above a domain score of {:.4}", r.domain_threshold);
     if let Some(t) = &r.test {
         let m = &t.metrics;
         let single = t.members.iter().map(|x| x.rmse).sum::<f64>() / t.members.len() as f64;
@@ -215,9 +223,16 @@ fn finetune_ensemble(run: &EnsembleRun, a: &FinetuneArgs) -> Result<()> {
             "test ({} molecules): RMSE {:.4}  MAE {:.4}  R2 {:.4}  (one member alone: RMSE {:.4} on average)",
             m.n, m.rmse, m.mae, m.r2, single
         );
+        if let Some(c) = &t.classification {
+            println!(
+                "test classification: accuracy {:.4}  F1 {:.4}  ROC-AUC {:.4}",
+                c.accuracy, c.f1, c.roc_auc
+            );
+        } else {
+            println!("test coverage of +-1.96 sd {:.3}", t.coverage);
+        }
         println!(
-            "test coverage of +-1.96 sd {:.3}; Spearman(|error|, sd) {:.3}; {:.1} % out of domain",
-            t.coverage,
+            "Spearman(|error|, sd) {:.3}; {:.1} % of test molecules out of domain",
             t.spearman_error_sd,
             100.0 * t.out_of_domain_share
         );

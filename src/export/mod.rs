@@ -105,6 +105,7 @@ fn wrap(
         prop(keys::MAX_LENGTH, config.max_position_embeddings.to_string()),
         prop(keys::QUANTIZATION, quantize.name().into()),
         prop(keys::TTA, meta.tta.to_string()),
+        prop(keys::CANONICAL, meta.canonical.to_string()),
     ];
     metadata_props.extend(extra);
     ModelProto {
@@ -194,6 +195,16 @@ fn write_bundle(
 /// Exports the gathered ensemble folder `dir` (`lipo finetune --ensemble`) as one graph
 /// ([`ensemble`]) in the bundle `out`.
 pub fn export_ensemble(dir: &Path, out: &Path, quantize: Quantize) -> Result<ExportSummary> {
+    export_ensemble_as(dir, out, quantize, false)
+}
+
+/// [`export_ensemble`], with canonical input forced on when `canonical`.
+fn export_ensemble_as(
+    dir: &Path,
+    out: &Path,
+    quantize: Quantize,
+    canonical: bool,
+) -> Result<ExportSummary> {
     refuse_foreign(out)?;
     let mut folder = ensemble::read(dir)?;
     let (config, tokenizer) = {
@@ -215,6 +226,7 @@ pub fn export_ensemble(dir: &Path, out: &Path, quantize: Quantize) -> Result<Exp
             s.members,
             dir.display()
         )),
+        canonical: member_meta.canonical || canonical,
         ..member_meta
     };
     let extra = vec![
@@ -247,8 +259,19 @@ pub fn export_model_dir_with(
     out: &Path,
     quantize: Quantize,
 ) -> Result<ExportSummary> {
+    export_model_dir_as(model_dir, out, quantize, false)
+}
+
+/// [`export_model_dir_with`]; with `canonical`, the bundle writes every SMILES canonically
+/// before encoding it ([`ModelMeta::canonical`]) even when the model was trained without.
+pub fn export_model_dir_as(
+    model_dir: &Path,
+    out: &Path,
+    quantize: Quantize,
+    canonical: bool,
+) -> Result<ExportSummary> {
     if ensemble::is_ensemble(model_dir) {
-        return export_ensemble(model_dir, out, quantize);
+        return export_ensemble_as(model_dir, out, quantize, canonical);
     }
     let weights_path = model_dir.join(files::WEIGHTS);
     let meta_path = model_dir.join(files::META);
@@ -259,22 +282,29 @@ pub fn export_model_dir_with(
         None
     };
     if adapter_only || meta.as_ref().is_some_and(|m| m.peft.is_some()) {
-        return export_with_adapters(model_dir, out, quantize);
+        return export_with_adapters(model_dir, out, quantize, canonical);
     }
     let (config, weights_path, tokenizer, _) = crate::model::read_folder(model_dir)?;
-    let meta = meta.unwrap_or_else(|| ModelMeta {
+    let mut meta = meta.unwrap_or_else(|| ModelMeta {
         provenance: Some(format!("Hugging Face folder {}", model_dir.display())),
         ..ModelMeta::default()
     });
+    meta.canonical |= canonical;
     let weights = Weights::from_safetensors(&weights_path)?;
     export(&config, &meta, &tokenizer, weights, out, quantize)
 }
 
 #[cfg(feature = "train")]
-fn export_with_adapters(model_dir: &Path, out: &Path, quantize: Quantize) -> Result<ExportSummary> {
+fn export_with_adapters(
+    model_dir: &Path,
+    out: &Path,
+    quantize: Quantize,
+    canonical: bool,
+) -> Result<ExportSummary> {
     let mut model =
         <crate::model::Model as crate::peft::LoadModel>::load(model_dir, tch::Device::Cpu)?;
     crate::peft::merge(&mut model)?;
+    model.meta.canonical |= canonical;
     export_model_with(&model, out, quantize)
 }
 
@@ -283,6 +313,7 @@ fn export_with_adapters(
     model_dir: &Path,
     _out: &Path,
     _quantize: Quantize,
+    _canonical: bool,
 ) -> Result<ExportSummary> {
     Err(Error::model(
         model_dir,

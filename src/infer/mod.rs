@@ -75,6 +75,9 @@ pub struct BundleInfo {
     /// What an ensemble bundle (`lipo finetune --ensemble`) says about itself; `None` for a
     /// single model.
     pub ensemble: Option<EnsembleInfo>,
+    /// Whether SMILES are written in lipo's canonical form before encoding
+    /// ([`crate::smiles::canonical`]): every writing of a molecule gets one prediction.
+    pub canonical: bool,
 }
 
 /// The metadata of an ensemble bundle: its uncertainty and applicability domain.
@@ -242,6 +245,16 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
             .unwrap_or_else(|| "none".into()),
         tta,
         ensemble,
+        canonical: match get(keys::CANONICAL).as_str() {
+            "" | "false" => false,
+            "true" => true,
+            other => {
+                return Err(Error::model(
+                    path,
+                    format!("metadata {:?} = {other:?} is not true or false", keys::CANONICAL),
+                ))
+            }
+        },
     })
 }
 
@@ -280,6 +293,7 @@ impl Predictor {
                 ),
             ));
         }
+        let tokenizer = tokenizer.with_canonical(info.canonical);
         Ok(Predictor {
             sessions,
             next: AtomicUsize::new(0),

@@ -224,7 +224,7 @@ impl ChunkIter<'_> {
                         Some((share, rng)) => (rng.next_f64() < *share)
                             .then(|| crate::augment::randomize(&smi, rng))
                             .flatten()
-                            .and_then(|r| c.tokenizer.encode(&r).ok())
+                            .and_then(|r| c.tokenizer.encode_written(&r).ok())
                             .filter(|r| r.len() <= c.max_tokens),
                         None => None,
                     };

@@ -40,6 +40,11 @@ pub struct ModelMeta {
     /// as given and this many random SMILES of the same molecule (0: the SMILES only).
     #[serde(default, skip_serializing_if = "crate::fsutil::is_default")]
     pub tta: usize,
+    /// Whether every SMILES is written in lipo's canonical form before it is encoded
+    /// ([`crate::smiles::canonical`]), so that all writings of a molecule get one prediction
+    /// (absent: false, the SMILES as given).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canonical: bool,
 }
 
 /// The most random SMILES a model may average per molecule ([`ModelMeta::tta`]); a larger
@@ -83,6 +88,7 @@ impl Default for ModelMeta {
             provenance: None,
             peft: None,
             tta: 0,
+            canonical: false,
         }
     }
 }

@@ -114,6 +114,7 @@ impl Model {
         let head = parts
             .num_labels
             .map(|n| SequenceHead::new(&root / "classifier", &config, n));
+        let tokenizer = tokenizer.with_canonical(meta.canonical);
         Ok(Model {
             config,
             meta,

@@ -83,7 +83,7 @@ pub(super) fn augmented_ids(
         let Some(variant) = graph.random_smiles(&mut rng) else {
             continue;
         };
-        if let Ok(v) = tokenizer.encode(&variant) {
+        if let Ok(v) = tokenizer.encode_written(&variant) {
             if !v.contains(&tokenizer.unk_id()) {
                 ids[row] = v;
             }

@@ -61,6 +61,11 @@ pub struct FinetuneConfig {
     /// `lipo evaluate` use it.
     #[serde(skip_serializing_if = "crate::fsutil::is_default")]
     pub tta: usize,
+    /// Write every SMILES in lipo's canonical form before encoding it, for training,
+    /// validation, test and (the model records it) every later prediction (absent: false).
+    /// Augmented training molecules stay random writings.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub canonical: bool,
 }
 
 /// How the learning rate changes over a run's steps (over `epochs`, even when `patience`
@@ -178,6 +183,7 @@ impl Default for FinetuneConfig {
             redraw_features: false,
             augment: 0.0,
             tta: 0,
+            canonical: false,
         }
     }
 }

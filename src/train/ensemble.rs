@@ -150,7 +150,7 @@ pub struct EnsembleTest {
     pub metrics: Regression,
     /// Each member alone.
     pub members: Vec<Regression>,
-    /// Share of test molecules within ±1.96 calibrated sd.
+    /// Share of test molecules within ±1.96 calibrated sd (regression).
     #[serde(deserialize_with = "crate::metrics::nan_if_null")]
     pub coverage: f64,
     /// Spearman correlation between |error| and sd.
@@ -163,6 +163,9 @@ pub struct EnsembleTest {
     pub domain_bins: Vec<DomainBin>,
     /// Predicting the training mean everywhere.
     pub mean_predictor: Regression,
+    /// Classification ensembles: accuracy, F1 and ROC-AUC of the members' mean probability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<crate::metrics::Classification>,
 }
 
 /// What a gathered ensemble measured: written to `metrics.json`; `lipo export` reads it.
@@ -394,9 +397,11 @@ pub fn knn_distance(query: &[f32], train: &[Vec<f32>], k: usize, skip: Option<us
 /// `predictions.csv` and `domain.safetensors`.
 fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleReport> {
     let member0 = EnsembleRun::member_dir(out, 0).join(run_files::MODEL);
-    let tokenizer = crate::model::read_folder(&member0)?.2;
-    let data = super::load_data(&run.base, &tokenizer)?;
     let cfg = &run.base.train;
+    let tokenizer = crate::model::read_folder(&member0)?
+        .2
+        .with_canonical(cfg.canonical);
+    let data = super::load_data(&run.base, &tokenizer)?;
     let n = data.records.len();
     let (test, folds) = Split::folds(n, cfg.seed, cfg.test_frac, run.members)?;
     let outputs = member_outputs(run, out, &data, device)?;
@@ -463,12 +468,17 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
                 .iter()
                 .map(|m| Regression::compute(&pick(m, &test), &t))
                 .collect(),
-            coverage: coverage(&p, &t, &s),
+            coverage: if classify {
+                f64::NAN
+            } else {
+                coverage(&p, &t, &s)
+            },
             spearman_error_sd: crate::influence::spearman(&err, &s),
             out_of_domain_share: d.iter().filter(|&&x| x > threshold).count() as f64
                 / d.len() as f64,
             domain_bins: domain_bins(&err, &s, &d, &percentiles),
             mean_predictor: Regression::compute(&vec![floor; t.len()], &t),
+            classification: classify.then(|| crate::metrics::Classification::compute(&p, &t)),
         }
     });
     Ok(EnsembleReport {

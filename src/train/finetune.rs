@@ -110,6 +110,7 @@ fn build_model(
     peft::merge(&mut model)?;
     model.encoder.set_feature_redraw(cfg.redraw_features);
     model.meta = model_meta(run, inputs);
+    model.tokenizer = inputs.tokenizer.clone();
     let counts = match &cfg.peft {
         Some(p) => peft::apply(&mut model, p, cfg.seed)?,
         None => {
@@ -161,6 +162,7 @@ fn model_meta(run: &FinetuneRun, inputs: &Inputs) -> ModelMeta {
         label_sd: t.sd,
         threshold: t.threshold,
         tta: cfg.tta,
+        canonical: cfg.canonical,
         provenance: Some(format!(
             "lipo {} finetune of {}{}",
             crate::VERSION,

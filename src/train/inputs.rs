@@ -46,7 +46,7 @@ impl Inputs {
     /// `extra.json`) and computes the training targets.
     pub fn load(run: &FinetuneRun, out: &Path, monitor: &mut dyn Monitor) -> Result<Inputs> {
         let cfg = &run.train;
-        let tokenizer = tokenizer_of(&run.init)?;
+        let tokenizer = tokenizer_of(&run.init)?.with_canonical(cfg.canonical);
         let mut data = load_data(run, &tokenizer)?;
         let n = data.records.len();
         let mut split = match &run.fold {
