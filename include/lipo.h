@@ -84,10 +84,73 @@ typedef enum LipoStatus {
 
 /**
  * An open model (an exported bundle). One handle may be used by any number of threads at
- * once: `lipo_predict` and `lipo_predict_batch` only read it. Close it with
+ * once: the `lipo_predict*` functions only read it. Close it with
  * `lipo_model_close` once no thread uses it any more.
  */
 typedef struct LipoModel LipoModel;
+
+/**
+ * What an ensemble bundle says about itself (`lipo_model_ensemble_info`). For a single
+ * model's bundle `members` is 0, the counts are 0 and the numbers NaN.
+ */
+typedef struct LipoEnsembleInfo {
+  /**
+   * Members whose mean is the prediction (0: not an ensemble).
+   */
+  size_t members;
+  /**
+   * Factor applied to the members' sample sd to give the calibrated `sd`.
+   */
+  double sd_scale;
+  /**
+   * Domain score above which a molecule is out of domain (the 95th percentile of the
+   * training molecules' leave-one-out scores).
+   */
+  double domain_threshold;
+  /**
+   * Nearest training molecules behind the domain score.
+   */
+  size_t domain_neighbours;
+  /**
+   * Molecules the members trained on (all folds).
+   */
+  size_t training_molecules;
+  /**
+   * Out-of-fold RMSE of the members on the training molecules (label units).
+   */
+  double out_of_fold_rmse;
+} LipoEnsembleInfo;
+
+/**
+ * One molecule's prediction with what the bundle says about trusting it
+ * (`lipo_predict_detail`, `lipo_predict_detail_batch`). An ensemble bundle
+ * (`lipo finetune --ensemble`) fills all four fields; a single model's bundle gives `sd` and
+ * `domain` NaN and `in_domain` -1. A molecule that failed has `value` NaN as well.
+ */
+typedef struct LipoPrediction {
+  /**
+   * logD in label units for a regression model, the probability of class 1 for a
+   * classification model; for an ensemble, the members' mean. NaN when the molecule failed.
+   */
+  double value;
+  /**
+   * Calibrated standard deviation of `value` (label units; ensembles): the members' spread
+   * scaled so that `value` ± 1.96 `sd` covered 95 % of the out-of-fold training molecules.
+   * NaN for a single model.
+   */
+  double sd;
+  /**
+   * Applicability-domain score (ensembles): the mean distance from the molecule's embedding
+   * to its nearest training molecules. NaN for a single model.
+   */
+  double domain;
+  /**
+   * 1 when `domain` is at most the bundle's domain threshold (the molecule resembles the
+   * training set), 0 when it is above (out of domain: trust `value` less), -1 for a single
+   * model or a molecule that failed.
+   */
+  int in_domain;
+} LipoPrediction;
 
 /**
  * Receives the progress of `lipo_train`: `event_json` is one event as JSON, valid only during
@@ -172,10 +235,28 @@ enum LipoStatus lipo_model_open_with(const char *path,
 void lipo_model_close(struct LipoModel *model);
 
 /**
- * Describes the model as JSON (task, label name, label mean and sd, classification
- * threshold, lipo version that exported it, vocabulary hash, quantization: "none" or
- * "int8", tta: random SMILES averaged per prediction, path). Free `*json` with
- * `lipo_string_free`.
+ * Finds the default bundle, for hosts given no model: the path in the `LIPO_DEFAULT_BUNDLE`
+ * environment variable when it is set, else lipo's shipped lipophilicity predictor
+ * (`models/logd.lipo` of the source tree the library was built from; an ensemble) when it is
+ * there. On success `*path` receives the path, to pass to `lipo_model_open` and then free
+ * with `lipo_string_free`; when there is no default bundle the call returns
+ * `LIPO_STATUS_MODEL` (the message says what to set) and `*path` is NULL. The path is not
+ * opened here: a `LIPO_DEFAULT_BUNDLE` that names no bundle fails in `lipo_model_open`.
+ *
+ * # Safety
+ * `path` points to writable storage for a string pointer.
+ */
+enum LipoStatus lipo_default_model_path(char **path);
+
+/**
+ * Describes the model as JSON: `task`, `label_name`, `label_mean` and `label_sd`,
+ * classification `threshold`, `lipo_version` that exported it, `vocab_hash`,
+ * `quantization` ("none", "int8" or "float16"), `tta` (random SMILES averaged per
+ * prediction), `canonical` (SMILES rewritten in lipo's canonical form before encoding),
+ * `path`, and for an ensemble bundle `members`, `sd_scale`, `domain_threshold`,
+ * `domain_neighbours`, `training_molecules` and `out_of_fold_rmse` (as in
+ * `LipoEnsembleInfo`; these six keys are always present and null for a single model). Free
+ * `*json` with `lipo_string_free`.
  *
  * # Safety
  * `model` is an open handle; `json` points to writable storage for a string pointer.
@@ -183,14 +264,41 @@ void lipo_model_close(struct LipoModel *model);
 enum LipoStatus lipo_model_info(const struct LipoModel *model, char **json);
 
 /**
+ * Fills `*info` with what an ensemble bundle says about itself (the same numbers as the
+ * ensemble keys of `lipo_model_info`, without JSON). A single model's bundle is not an
+ * error: `info->members` is then 0.
+ *
+ * # Safety
+ * `model` is an open handle; `info` points to a writable `LipoEnsembleInfo`.
+ */
+enum LipoStatus lipo_model_ensemble_info(const struct LipoModel *model,
+                                         struct LipoEnsembleInfo *info);
+
+/**
  * Predicts one molecule: logD in label units for a regression model, the probability of
- * class 1 for a classification model. A SMILES that cannot be read gives
- * `LIPO_STATUS_INVALID_SMILES` and a message naming it; `*value` is then NaN.
+ * class 1 for a classification model (for an ensemble, the members' mean). A SMILES that
+ * cannot be read gives `LIPO_STATUS_INVALID_SMILES` and a message naming it; `*value` is then
+ * NaN.
  *
  * # Safety
  * `model` is an open handle; `smiles` a NUL-terminated string; `value` points to a double.
  */
 enum LipoStatus lipo_predict(const struct LipoModel *model, const char *smiles, double *value);
+
+/**
+ * Predicts one molecule like `lipo_predict`, with the calibrated sd and the applicability
+ * domain when the bundle is an ensemble (see `LipoPrediction`). A SMILES that cannot be read
+ * gives `LIPO_STATUS_INVALID_SMILES` and a message naming it; `*out` then holds no number
+ * (`value`, `sd` and `domain` NaN, `in_domain` -1), as after any other failure once `out` is
+ * known not to be NULL.
+ *
+ * # Safety
+ * `model` is an open handle; `smiles` a NUL-terminated string; `out` points to a writable
+ * `LipoPrediction`.
+ */
+enum LipoStatus lipo_predict_detail(const struct LipoModel *model,
+                                    const char *smiles,
+                                    struct LipoPrediction *out);
 
 /**
  * Predicts `n` molecules in one call (batched by length). `values[i]` receives the
@@ -210,6 +318,26 @@ enum LipoStatus lipo_predict_batch(const struct LipoModel *model,
                                    size_t n,
                                    double *values,
                                    enum LipoStatus *statuses);
+
+/**
+ * Predicts `n` molecules in one call like `lipo_predict_batch`, with the calibrated sd and
+ * the applicability domain when the bundle is an ensemble: `out[i]` receives the
+ * `LipoPrediction` of `smiles[i]` (no number, as after a failed `lipo_predict_detail`, when
+ * that molecule fails) and `statuses[i]` (when `statuses` is not NULL) its status.
+ *
+ * Returns `LIPO_STATUS_OK` when the batch ran; `lipo_last_error()` then describes the first
+ * molecule that failed, if any. With `statuses` NULL, a failed molecule makes the call
+ * return its status instead. Other statuses mean the whole call failed.
+ *
+ * # Safety
+ * `smiles` points to `n` string pointers (each NULL or NUL-terminated); `out` to `n`
+ * `LipoPrediction`; `statuses` is NULL or points to `n` `LipoStatus`.
+ */
+enum LipoStatus lipo_predict_detail_batch(const struct LipoModel *model,
+                                          const char *const *smiles,
+                                          size_t n,
+                                          struct LipoPrediction *out,
+                                          enum LipoStatus *statuses);
 
 /**
  * Runs a training job described as JSON and waits for it to finish:

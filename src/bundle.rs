@@ -86,7 +86,7 @@ pub const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/logd.lipo
 /// The bundle `lipo predict` and the bindings use when given none: `LIPO_DEFAULT_BUNDLE`
 /// when set, else the shipped predictor when it is present.
 pub fn default_bundle() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("LIPO_DEFAULT_BUNDLE") {
+    if let Some(p) = std::env::var_os("LIPO_DEFAULT_BUNDLE").filter(|p| !p.is_empty()) {
         return Some(p.into());
     }
     let shipped = Path::new(SHIPPED);

@@ -295,9 +295,9 @@ mod tests {
         all.sort_unstable();
         assert_eq!(all, (0..103).collect::<Vec<_>>());
         assert!(folds.iter().all(|f| f.len() == 16 || f.len() == 17));
-        for k in 0..5 {
+        for (k, fold) in folds.iter().enumerate() {
             let s = Split::fold(103, 3, 0.2, k, 5).unwrap();
-            assert_eq!(s.valid, folds[k]);
+            assert_eq!(&s.valid, fold);
             assert_eq!(s.train.len() + s.valid.len(), 83);
             assert!(s.train.iter().all(|r| !s.valid.contains(r) && !s.test.contains(r)));
         }

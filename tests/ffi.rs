@@ -803,6 +803,7 @@ fn single_model_detail_has_no_uncertainty_or_domain() {
     ] {
         assert!(info[key].is_null(), "{key}: {info}");
     }
+    assert_eq!(info["canonical"], false, "{info}");
     let mut ei = LipoEnsembleInfo {
         members: 99,
         sd_scale: 0.0,

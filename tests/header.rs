@@ -54,6 +54,10 @@ fn header_documents_every_function() {
         "lipo_model_info",
         "lipo_predict",
         "lipo_predict_batch",
+        "lipo_predict_detail",
+        "lipo_predict_detail_batch",
+        "lipo_model_ensemble_info",
+        "lipo_default_model_path",
         "lipo_train",
         "lipo_export",
     ] {

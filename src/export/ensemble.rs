@@ -10,7 +10,7 @@
 //! Read without libtorch: the ensemble folder's `metrics.json` and `domain.safetensors`,
 //! and each member's `model/` folder.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use onnx_protobuf::tensor_proto::DataType;
 use serde::Deserialize;
@@ -144,7 +144,7 @@ fn check_members(dir: &Path, members: &[Member]) -> Result<()> {
             && m.meta.tta == first.meta.tta;
         if !same {
             return Err(Error::model(
-                &PathBuf::from(dir).join(format!("member-{k}")),
+                dir.join(format!("member-{k}")),
                 "differs from member 0 in architecture, vocabulary, task or test-time augmentation",
             ));
         }

@@ -213,8 +213,9 @@ pub unsafe extern "C" fn lipo_default_model_path(path: *mut *mut c_char) -> Lipo
         let found = crate::bundle::default_bundle().ok_or_else(|| {
             Error::model(
                 crate::bundle::SHIPPED,
-                "no default bundle: the shipped predictor is not there and \
-                 LIPO_DEFAULT_BUNDLE is not set (set it to a bundle's path, or open one by path)",
+                "the shipped predictor is not there and LIPO_DEFAULT_BUNDLE is not set, so there \
+                 is no default bundle (set LIPO_DEFAULT_BUNDLE to a bundle's path, or open a \
+                 bundle by its path)",
             )
         })?;
         let text = found.to_str().ok_or_else(|| {
@@ -231,7 +232,8 @@ pub unsafe extern "C" fn lipo_default_model_path(path: *mut *mut c_char) -> Lipo
 /// Describes the model as JSON: `task`, `label_name`, `label_mean` and `label_sd`,
 /// classification `threshold`, `lipo_version` that exported it, `vocab_hash`,
 /// `quantization` ("none", "int8" or "float16"), `tta` (random SMILES averaged per
-/// prediction), `path`, and for an ensemble bundle `members`, `sd_scale`, `domain_threshold`,
+/// prediction), `canonical` (SMILES rewritten in lipo's canonical form before encoding),
+/// `path`, and for an ensemble bundle `members`, `sd_scale`, `domain_threshold`,
 /// `domain_neighbours`, `training_molecules` and `out_of_fold_rmse` (as in
 /// `LipoEnsembleInfo`; these six keys are always present and null for a single model). Free
 /// `*json` with `lipo_string_free`.
@@ -272,6 +274,7 @@ fn info_json(m: &LipoModel) -> Result<String> {
         "vocab_hash": i.vocab_hash,
         "quantization": i.quantization,
         "tta": i.tta,
+        "canonical": i.canonical,
         "members": e.map(|e| e.members),
         "sd_scale": e.map(|e| e.sd_scale),
         "domain_threshold": e.map(|e| e.domain_threshold),
@@ -453,6 +456,9 @@ pub unsafe extern "C" fn lipo_predict_detail_batch(
     )
 }
 
+/// Predicts molecules: an error per molecule inside, the call's error outside.
+type PredictFn<T> = fn(&LipoModel, &[&str]) -> Result<Vec<Result<T>>>;
+
 /// The body of the batch functions: `run` predicts the molecules whose strings are usable,
 /// `out` (with its parameter name) receives one result per molecule, `none` where one failed.
 ///
@@ -465,7 +471,7 @@ unsafe fn run_batch<T: Copy>(
     (out, out_name): (*mut T, &str),
     none: T,
     statuses: *mut LipoStatus,
-    run: fn(&LipoModel, &[&str]) -> Result<Vec<Result<T>>>,
+    run: PredictFn<T>,
 ) -> LipoStatus {
     let mut first_failure: Option<(LipoStatus, String)> = None;
     let status = guard(|| {

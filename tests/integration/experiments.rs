@@ -1,6 +1,6 @@
 //! Tables 1 and 2 end to end on generated data with tiny models.
 
-mod common;
+use crate::common;
 
 use lipo::data::TableOptions;
 use lipo::model::Config;

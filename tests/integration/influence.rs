@@ -8,7 +8,7 @@ use lipo::selection::{self, ScoreConfig, Selection, Solver};
 use lipo::tokenizer::{pad_batch, SmilesTokenizer};
 use tch::Tensor;
 
-mod common;
+use crate::common;
 use common::lock;
 
 fn toy(n: usize, seed: u64) -> (Vec<String>, Vec<f64>) {

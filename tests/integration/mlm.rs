@@ -9,7 +9,7 @@ use lipo::progress::{Event, Silent};
 use lipo::train::InitFrom;
 use tch::Device;
 
-mod common;
+use crate::common;
 use common::lock;
 
 fn write_corpus(path: &std::path::Path, n: usize) {

@@ -8,7 +8,7 @@ use lipo::tokenizer::{pad_batch, SmilesTokenizer, PAD_ID};
 use lipo::train::{self, FinetuneConfig, FinetuneRun, InitFrom};
 use tch::{Device, Kind, Tensor};
 
-mod common;
+use crate::common;
 use common::{lock, tiny_toy_run, write_toy_table};
 
 const SMILES: [&str; 8] = [

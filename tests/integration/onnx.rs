@@ -11,7 +11,7 @@ use lipo::model::{Config, Model, ModelMeta, ModelParts, Task};
 use lipo::tokenizer::SmilesTokenizer;
 use tch::{Device, Kind, Tensor};
 
-mod common;
+use crate::common;
 use common::lock;
 
 /// Lipophilicity-like molecules of very different lengths, so batches carry padding.

@@ -11,7 +11,7 @@ use lipo::tokenizer::{pad_batch, SmilesTokenizer};
 use lipo::train::{self, Binarize, FinetuneConfig, FinetuneRun, InitFrom};
 use tch::{Device, Tensor};
 
-mod common;
+use crate::common;
 use common::{lock, write_toy_table};
 
 const SMILES: [&str; 6] = [

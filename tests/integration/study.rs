@@ -1,7 +1,7 @@
 //! `lipo study` end to end on generated tables with a tiny "pre-trained" model: every stage,
 //! the report, the config file that re-runs it, and reuse of finished stages.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

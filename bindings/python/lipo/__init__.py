@@ -1,9 +1,10 @@
 """Python binding of lipo's C API through ctypes (no compilation).
 
     import lipo
-    model = lipo.Model("model.lipo")
+    model = lipo.Model("model.lipo")          # lipo.Model(): the default bundle
     model.predict("CCO")                      # float; raises lipo.LipoError on failure
     model.predict_batch(["CCO", "not_a_smiles"])   # [float, None] with errors="none"
+    model.predict_detail("CCO")               # Prediction(value, sd, domain, in_domain)
 
 The shared library is found through the LIPO_LIBRARY environment variable (a path to
 liblipo.so), then beside this package (PREFIX/lib of `scripts/install.sh PREFIX`, or the
@@ -16,8 +17,18 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import NamedTuple, Optional
 
-__all__ = ["LipoError", "Model", "train", "export", "version", "library_path"]
+__all__ = [
+    "LipoError",
+    "Model",
+    "Prediction",
+    "train",
+    "export",
+    "version",
+    "library_path",
+    "default_model_path",
+]
 
 _STATUS_NAMES = {
     0: "ok",
@@ -34,6 +45,32 @@ _STATUS_NAMES = {
 }
 
 ABI_VERSION = 1
+
+
+class Prediction(NamedTuple):
+    """One molecule's prediction with what the bundle says about trusting it. `sd` (calibrated
+    standard deviation), `domain` (applicability-domain score: mean distance to the nearest
+    training molecules) and `in_domain` (domain at most the bundle's threshold) come from an
+    ensemble bundle; they are None for a single model."""
+
+    value: float
+    sd: Optional[float] = None
+    domain: Optional[float] = None
+    in_domain: Optional[bool] = None
+
+
+class _CPrediction(ctypes.Structure):
+    _fields_ = [
+        ("value", ctypes.c_double),
+        ("sd", ctypes.c_double),
+        ("domain", ctypes.c_double),
+        ("in_domain", ctypes.c_int),
+    ]
+
+    def to_python(self):
+        if self.in_domain < 0:
+            return Prediction(self.value)
+        return Prediction(self.value, self.sd, self.domain, self.in_domain == 1)
 
 
 class LipoError(Exception):
@@ -99,6 +136,16 @@ def _library():
         c.POINTER(c.c_int),
     ]
     lib.lipo_predict_batch.restype = c.c_int
+    # Functions added within ABI 1 are typed on first use (_function): with a liblipo built
+    # before them, the rest of the binding still works and the missing function is named.
+    _OPTIONAL.update(
+        lipo_predict_detail=([c.c_void_p, c.c_char_p, c.POINTER(_CPrediction)], c.c_int),
+        lipo_predict_detail_batch=(
+            [c.c_void_p, c.POINTER(c.c_char_p), c.c_size_t, c.POINTER(_CPrediction), c.POINTER(c.c_int)],
+            c.c_int,
+        ),
+        lipo_default_model_path=([c.POINTER(c.c_void_p)], c.c_int),
+    )
     lib.lipo_train.argtypes = [c.c_char_p, _CALLBACK, c.c_void_p, c.POINTER(c.c_void_p)]
     lib.lipo_train.restype = c.c_int
     lib.lipo_export.argtypes = [c.c_char_p, c.c_char_p]
@@ -112,6 +159,19 @@ def _library():
 
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+
+_OPTIONAL = {}
+
+
+def _function(name):
+    """A function of liblipo that older builds of ABI 1 lack, typed on first use."""
+    lib = _library()
+    try:
+        f = getattr(lib, name)
+    except AttributeError:
+        raise LipoError(9, f"{library_path()} has no {name} (it is older than this binding)") from None
+    f.argtypes, f.restype = _OPTIONAL[name]
+    return f
 
 
 def _check(status):
@@ -144,11 +204,24 @@ def version():
     return _library().lipo_version().decode()
 
 
-class Model:
-    """An exported bundle (NAME.lipo) opened for prediction; usable from many threads."""
+def default_model_path():
+    """The bundle Model() opens: LIPO_DEFAULT_BUNDLE when set, else lipo's shipped predictor;
+    raises LipoError (status "unusable model") when there is none."""
+    out = ctypes.c_void_p()
+    status = _function("lipo_default_model_path")(ctypes.byref(out))
+    path = _take_string(out)
+    _check(status)
+    return path
 
-    def __init__(self, path, threads=1, sessions=1, batch_size=64):
+
+class Model:
+    """An exported bundle (NAME.lipo) opened for prediction; usable from many threads.
+    Without a path, the default bundle (default_model_path()) is opened."""
+
+    def __init__(self, path=None, threads=1, sessions=1, batch_size=64):
         lib = _library()
+        if path is None:
+            path = default_model_path()
         options = json.dumps({"threads": threads, "sessions": sessions, "batch_size": batch_size})
         handle = ctypes.c_void_p()
         _check(
@@ -177,7 +250,9 @@ class Model:
         return self._handle
 
     def info(self):
-        """The model's description (task, label statistics, version) as a dict."""
+        """The model's description as a dict: task, label statistics, version, and for an
+        ensemble members, sd_scale, domain_threshold, domain_neighbours, training_molecules
+        and out_of_fold_rmse (None for a single model)."""
         out = ctypes.c_void_p()
         _check(_library().lipo_model_info(self._live(), ctypes.byref(out)))
         return json.loads(_take_string(out))
@@ -193,26 +268,49 @@ class Model:
     def predict_batch(self, smiles, errors="raise"):
         """Predictions for a list of SMILES, in order. errors="raise" raises on the first bad
         molecule (after predicting all); "none" puts None in its place; "nan" puts NaN."""
+        values = self._batch(_library().lipo_predict_batch, ctypes.c_double, smiles, errors)
+        return [math.nan if v is _FAILED else v for v in values]
+
+    def predict_detail(self, smiles):
+        """The Prediction for one SMILES (value, and sd, domain, in_domain for an ensemble
+        bundle); raises LipoError naming a bad SMILES."""
+        out = _CPrediction()
+        _check(
+            _function("lipo_predict_detail")(self._live(), _c_string(smiles, "SMILES", 2), ctypes.byref(out))
+        )
+        return out.to_python()
+
+    def predict_detail_batch(self, smiles, errors="raise"):
+        """Predictions for a list of SMILES, in order, as predict_detail gives them. errors as
+        for predict_batch; "nan" puts Prediction(nan) in place of a bad molecule."""
+        got = self._batch(_function("lipo_predict_detail_batch"), _CPrediction, smiles, errors)
+        return [p if p is None else Prediction(math.nan) if p is _FAILED else p.to_python() for p in got]
+
+    def _batch(self, function, ctype, smiles, errors):
+        """Runs a batch function: one ctype result per SMILES, None (errors="none") or _FAILED
+        (errors="nan") for a bad molecule, or LipoError (errors="raise")."""
         if errors not in ("raise", "none", "nan"):
             raise ValueError(f"errors={errors!r} is not 'raise', 'none' or 'nan'")
         n = len(smiles)
         # A SMILES with a NUL byte is passed as "" (an invalid SMILES), never cut short.
         nul = {i: f"SMILES {s!r} contains a NUL byte" for i, s in enumerate(smiles) if "\0" in s}
         arr = (ctypes.c_char_p * n)(*[b"" if i in nul else s.encode("utf-8") for i, s in enumerate(smiles)])
-        values = (ctypes.c_double * n)()
+        results = (ctype * n)()
         statuses = (ctypes.c_int * n)()
-        lib = _library()
-        _check(lib.lipo_predict_batch(self._live(), arr, n, values, statuses))
-        message = lib.lipo_last_error().decode("utf-8", "replace")
+        _check(function(self._live(), arr, n, results, statuses))
+        message = _library().lipo_last_error().decode("utf-8", "replace")
         out = []
         for i in range(n):
             if statuses[i] == 0:
-                out.append(values[i])
+                out.append(results[i])
             elif errors == "raise":
                 raise LipoError(statuses[i], nul.get(i, message))
             else:
-                out.append(None if errors == "none" else math.nan)
+                out.append(None if errors == "none" else _FAILED)
         return out
+
+
+_FAILED = object()
 
 
 def train(job, progress=None):
