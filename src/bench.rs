@@ -158,7 +158,11 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
     let mean_tokens = seqs.iter().map(|s| s.len()).sum::<usize>() as f64 / n.max(1) as f64;
     let mut ort = open_bundles(cfg, bundle_dir, ort_threads)?;
     if ensemble {
-        let dir = cfg.model.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+        let dir = cfg
+            .model
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."));
         let bundle = bundle_dir.join("bench-ensemble.lipo");
         crate::export::export_model_dir_with(dir, &bundle, Quantize::Float16)?;
         let opts = PredictorOptions {

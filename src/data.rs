@@ -242,7 +242,12 @@ impl Split {
 
     /// The rows that are not test under `Split::new(n, seed, test_frac, ·)` (the same test
     /// rows whatever the validation share), dealt into `count` folds in a shuffled order.
-    pub fn folds(n: usize, seed: u64, test_frac: f64, count: usize) -> Result<(Vec<usize>, Vec<Vec<usize>>)> {
+    pub fn folds(
+        n: usize,
+        seed: u64,
+        test_frac: f64,
+        count: usize,
+    ) -> Result<(Vec<usize>, Vec<Vec<usize>>)> {
         let outer = Split::new(n, seed, test_frac, 0.0)?;
         if count < 2 || outer.train.len() < 2 * count {
             return Err(Error::param(
@@ -268,7 +273,10 @@ impl Split {
     pub fn fold(n: usize, seed: u64, test_frac: f64, index: usize, count: usize) -> Result<Split> {
         let (test, mut folds) = Split::folds(n, seed, test_frac, count)?;
         if index >= count {
-            return Err(Error::param("fold", format!("fold {index} of {count} does not exist")));
+            return Err(Error::param(
+                "fold",
+                format!("fold {index} of {count} does not exist"),
+            ));
         }
         let valid = std::mem::take(&mut folds[index]);
         let train = folds.concat();
@@ -299,7 +307,10 @@ mod tests {
             let s = Split::fold(103, 3, 0.2, k, 5).unwrap();
             assert_eq!(&s.valid, fold);
             assert_eq!(s.train.len() + s.valid.len(), 83);
-            assert!(s.train.iter().all(|r| !s.valid.contains(r) && !s.test.contains(r)));
+            assert!(s
+                .train
+                .iter()
+                .all(|r| !s.valid.contains(r) && !s.test.contains(r)));
         }
         assert!(Split::fold(103, 3, 0.2, 5, 5).is_err());
         assert!(Split::folds(12, 3, 0.2, 5).is_err());

@@ -97,7 +97,11 @@ fn parse_schedule(s: &str) -> std::result::Result<lipo::train::LrSchedule, Strin
 }
 
 pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
-    if let Some(p) = a.config.as_ref().filter(|p| p.ends_with(ensemble::files::ENSEMBLE)) {
+    if let Some(p) = a
+        .config
+        .as_ref()
+        .filter(|p| p.ends_with(ensemble::files::ENSEMBLE))
+    {
         let run: EnsembleRun = lipo::fsutil::read_json(p)?;
         return finetune_ensemble(&run, &a);
     }
@@ -215,7 +219,10 @@ fn finetune_ensemble(run: &EnsembleRun, a: &FinetuneArgs) -> Result<()> {
             r.sd_scale, r.out_of_fold_coverage
         );
     }
-    println!("out of domain above a domain score of {:.4}", r.domain_threshold);
+    println!(
+        "out of domain above a domain score of {:.4}",
+        r.domain_threshold
+    );
     if let Some(t) = &r.test {
         let m = &t.metrics;
         let single = t.members.iter().map(|x| x.rmse).sum::<f64>() / t.members.len() as f64;
@@ -243,7 +250,10 @@ fn finetune_ensemble(run: &EnsembleRun, a: &FinetuneArgs) -> Result<()> {
             );
         }
     }
-    println!("ensemble: {} (export it with lipo export --model)", a.out.display());
+    println!(
+        "ensemble: {} (export it with lipo export --model)",
+        a.out.display()
+    );
     Ok(())
 }
 

@@ -61,7 +61,11 @@ fn write_predictions(
     let mut rows = lipo::smiles_stream::SmilesStream::open(&a.input, a.smiles_col.as_deref())?;
     let out = super::output::Output::open(a.out.as_deref(), &[&a.input, model], "--out")?;
     let mut w = csv::Writer::from_writer(out.writer());
-    let trust_cols: &[&str] = if trust { &["sd", "domain", "in_domain"] } else { &[] };
+    let trust_cols: &[&str] = if trust {
+        &["sd", "domain", "in_domain"]
+    } else {
+        &[]
+    };
     let blank = vec![String::new(); trust_cols.len()];
     let header: Vec<&str> = ["line", "smiles", label]
         .into_iter()
@@ -91,7 +95,11 @@ fn write_predictions(
                 Ok(y) => {
                     let extra = match y.trust {
                         Some((sd, d, ok)) => {
-                            vec![format!("{sd:.6}"), format!("{d:.6}"), u8::from(ok).to_string()]
+                            vec![
+                                format!("{sd:.6}"),
+                                format!("{d:.6}"),
+                                u8::from(ok).to_string(),
+                            ]
                         }
                         None => blank.clone(),
                     };
@@ -179,7 +187,11 @@ fn predict_bundle(a: &PredictArgs, path: &std::path::Path, threads: i32) -> Resu
             .map(|p| {
                 p.map(|p| Row {
                     value: p.value,
-                    trust: p.sd.zip(p.domain).zip(p.in_domain).map(|((s, d), i)| (s, d, i)),
+                    trust: p
+                        .sd
+                        .zip(p.domain)
+                        .zip(p.in_domain)
+                        .map(|((s, d), i)| (s, d, i)),
                 })
                 .map_err(|e| e.to_string())
             })

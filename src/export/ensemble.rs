@@ -108,8 +108,7 @@ pub fn read(dir: &Path) -> Result<EnsembleFolder> {
     for k in 0..summary.members {
         let model_dir = dir.join(format!("member-{k}")).join("model");
         let (config, weights_path, tokenizer, _) = crate::model::read_folder(&model_dir)?;
-        let meta: ModelMeta =
-            crate::fsutil::read_json(&model_dir.join(crate::model::files::META))?;
+        let meta: ModelMeta = crate::fsutil::read_json(&model_dir.join(crate::model::files::META))?;
         members.push(Member {
             config,
             meta,
@@ -163,7 +162,15 @@ pub fn build(folder: &mut EnsembleFolder, quantize: Quantize) -> Result<onnx_pro
     let mut pooled = Vec::with_capacity(k);
     for (i, m) in folder.members.iter_mut().enumerate() {
         let num_labels = head_outputs(&m.meta, &m.weights)?;
-        let (p, z) = forward(&mut g, &ids, &mask, &config, &mut m.weights, quantize, num_labels)?;
+        let (p, z) = forward(
+            &mut g,
+            &ids,
+            &mask,
+            &config,
+            &mut m.weights,
+            quantize,
+            num_labels,
+        )?;
         let y = label_units(&mut g, &z, &m.meta, &format!("member{i}.prediction"));
         let axis = g.ints("member_axis", &[1]);
         preds.push(g.op("Unsqueeze", &format!("member{i}.column"), &[&y, &axis], &[]));
@@ -172,7 +179,14 @@ pub fn build(folder: &mut EnsembleFolder, quantize: Quantize) -> Result<onnx_pro
     let s = &folder.summary;
     spread(&mut g, &preds, s.sd_scale as f32);
     let n = s.sizes[0];
-    domain(&mut g, &pooled, &folder.embeddings, n, config.hidden_size, s.domain_neighbours);
+    domain(
+        &mut g,
+        &pooled,
+        &folder.embeddings,
+        n,
+        config.hidden_size,
+        s.domain_neighbours,
+    );
     for name in [io::PREDICTION, io::PREDICTION_SD, io::DOMAIN] {
         g.output(name, DataType::FLOAT, &[Dim::Dynamic("batch")]);
     }
@@ -224,7 +238,13 @@ fn domain(g: &mut Graph, pooled: &[String], train: &[f32], n: usize, h: usize, k
         }
     }
     let half = g.stores_half() && tt.len() >= super::graph::HALF_MIN_ELEMENTS;
-    let round = |v: f32| if half { half::f16::from_f32(v).to_f32() } else { v };
+    let round = |v: f32| {
+        if half {
+            half::f16::from_f32(v).to_f32()
+        } else {
+            v
+        }
+    };
     let norms: Vec<f32> = train
         .chunks_exact(h)
         .map(|row| row.iter().map(|&v| round(v) * round(v)).sum())

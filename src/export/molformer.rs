@@ -134,9 +134,13 @@ impl Builder<'_> {
                 (0..h).map(move |j| (m * h + if swapped { swap[j] } else { j }) as i64)
             })
             .collect();
-        let wn = self.g.init_f32(&format!("{a}.qkv.weight3"), &[h, 3 * h], &w3);
+        let wn = self
+            .g
+            .init_f32(&format!("{a}.qkv.weight3"), &[h, 3 * h], &w3);
         let bn = self.g.init_f32(&format!("{a}.qkv.bias3"), &[3 * h], &b3);
-        let cols = self.g.init_i64(&format!("{a}.qkv.columns"), &[5 * h], &columns);
+        let cols = self
+            .g
+            .init_i64(&format!("{a}.qkv.columns"), &[5 * h], &columns);
         let w = self.g.op(
             "Gather",
             &format!("{a}.qkv.weight_t"),

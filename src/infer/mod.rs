@@ -203,7 +203,10 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
                 if v >= 0.0 && v.fract() == 0.0 && v <= 1e9 {
                     Ok(v as usize)
                 } else {
-                    Err(Error::model(path, format!("metadata {k:?} = {v} is not a count")))
+                    Err(Error::model(
+                        path,
+                        format!("metadata {k:?} = {v} is not a count"),
+                    ))
                 }
             };
             let members = whole(keys::MEMBERS, num(keys::MEMBERS, m)?)?;
@@ -251,7 +254,10 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
             other => {
                 return Err(Error::model(
                     path,
-                    format!("metadata {:?} = {other:?} is not true or false", keys::CANONICAL),
+                    format!(
+                        "metadata {:?} = {other:?} is not true or false",
+                        keys::CANONICAL
+                    ),
                 ))
             }
         },

@@ -30,7 +30,7 @@ use crate::peft::LoadModel;
 use crate::progress::{Event, Monitor};
 
 use super::evaluate::raw_outputs;
-use super::{files as run_files, finetune, Fold, FinetuneRun};
+use super::{files as run_files, finetune, FinetuneRun, Fold};
 
 /// Most members an ensemble may have.
 pub const MAX_MEMBERS: usize = 32;
@@ -234,10 +234,18 @@ pub fn finetune_ensemble(
         monitor.event(&Event::Message {
             text: format!("ensemble member {} of {}", k + 1, run.members),
         });
-        finetune(&run.member(k), device, &EnsembleRun::member_dir(out, k), monitor)?;
+        finetune(
+            &run.member(k),
+            device,
+            &EnsembleRun::member_dir(out, k),
+            monitor,
+        )?;
     }
-    let finished = (0..run.members)
-        .all(|k| EnsembleRun::member_dir(out, k).join(run_files::METRICS).is_file());
+    let finished = (0..run.members).all(|k| {
+        EnsembleRun::member_dir(out, k)
+            .join(run_files::METRICS)
+            .is_file()
+    });
     if !finished {
         return Ok(None);
     }
@@ -278,7 +286,12 @@ struct MemberOutputs {
     best_epochs: Vec<usize>,
 }
 
-fn member_outputs(run: &EnsembleRun, out: &Path, data: &Dataset, device: Device) -> Result<MemberOutputs> {
+fn member_outputs(
+    run: &EnsembleRun,
+    out: &Path,
+    data: &Dataset,
+    device: Device,
+) -> Result<MemberOutputs> {
     let rows: Vec<usize> = (0..data.records.len()).collect();
     let seqs: Vec<&[u32]> = data.records.iter().map(|r| r.ids.as_slice()).collect();
     let cfg = &run.base.train;
@@ -406,7 +419,11 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
     let (test, folds) = Split::folds(n, cfg.seed, cfg.test_frac, run.members)?;
     let outputs = member_outputs(run, out, &data, device)?;
     let (mean, raw_sd) = mean_sd_by_row(&outputs.preds);
-    let labels: Vec<f64> = data.records.iter().map(|r| r.label.unwrap_or(f64::NAN)).collect();
+    let labels: Vec<f64> = data
+        .records
+        .iter()
+        .map(|r| r.label.unwrap_or(f64::NAN))
+        .collect();
     let classify = cfg.task == Task::Classification;
     // Out-of-fold predictions: each row by the member that validated on it.
     let mut oof = vec![f64::NAN; n];
@@ -436,11 +453,18 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
     let sd: Vec<f64> = raw_sd.iter().map(|s| s * sd_scale).collect();
     // Applicability domain: leave-one-out scores of the training rows, then every row.
     let k = run.domain_neighbours;
-    let train_emb: Vec<Vec<f32>> = pool.iter().map(|&r| outputs.embeddings[r].clone()).collect();
+    let train_emb: Vec<Vec<f32>> = pool
+        .iter()
+        .map(|&r| outputs.embeddings[r].clone())
+        .collect();
     let loo: Vec<f64> = (0..pool.len())
         .map(|i| knn_distance(&train_emb[i], &train_emb, k, Some(i)))
         .collect();
-    let percentiles = [quantile(&loo, 0.5), quantile(&loo, 0.8), quantile(&loo, 0.95)];
+    let percentiles = [
+        quantile(&loo, 0.5),
+        quantile(&loo, 0.8),
+        quantile(&loo, 0.95),
+    ];
     let threshold = percentiles[2];
     let mut domain = vec![f64::NAN; n];
     for (i, &r) in pool.iter().enumerate() {
@@ -450,7 +474,18 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
         domain[r] = knn_distance(&outputs.embeddings[r], &train_emb, k, None);
     }
     write_domain(&out.join(files::DOMAIN), &train_emb)?;
-    write_rows(out, &data, &folds, &test, &oof, &mean, &sd, &domain, threshold, &outputs.preds)?;
+    write_rows(
+        out,
+        &data,
+        &folds,
+        &test,
+        &oof,
+        &mean,
+        &sd,
+        &domain,
+        threshold,
+        &outputs.preds,
+    )?;
     let (label_mean, label_sd) = crate::metrics::mean_sd(&pick(&labels, &pool));
     let test_report = (!test.is_empty()).then(|| {
         let t = truth(&test);
@@ -515,7 +550,9 @@ fn domain_bins(err: &[f64], sd: &[f64], domain: &[f64], edges: &[f64; 3]) -> Vec
         .iter()
         .map(|&(from, to, name)| {
             let idx: Vec<usize> = (0..domain.len())
-                .filter(|&i| domain[i] > from && domain[i] <= to || (from == 0.0 && domain[i] == 0.0))
+                .filter(|&i| {
+                    domain[i] > from && domain[i] <= to || (from == 0.0 && domain[i] == 0.0)
+                })
                 .collect();
             let n = idx.len();
             let mean = |f: &dyn Fn(usize) -> f64| idx.iter().map(|&i| f(i)).sum::<f64>() / n as f64;
@@ -535,12 +572,9 @@ fn domain_bins(err: &[f64], sd: &[f64], domain: &[f64], edges: &[f64; 3]) -> Vec
 fn write_domain(path: &Path, emb: &[Vec<f32>]) -> Result<()> {
     let h = emb.first().map_or(0, Vec::len);
     let bytes: Vec<u8> = emb.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(
-        safetensors::Dtype::F32,
-        vec![emb.len(), h],
-        &bytes,
-    )
-    .map_err(|e| Error::model(path, e.to_string()))?;
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![emb.len(), h], &bytes)
+            .map_err(|e| Error::model(path, e.to_string()))?;
     let data = safetensors::serialize([(files::EMBEDDINGS, view)], None)
         .map_err(|e| Error::model(path, e.to_string()))?;
     fsutil::write_atomic(path, &data)
@@ -573,14 +607,27 @@ fn write_rows(
     let mut w = csv::Writer::from_writer(Vec::new());
     let io = |e: csv::Error| Error::io(&path, std::io::Error::other(e));
     let mut header: Vec<String> = [
-        "line", "smiles", "label", "set", "out_of_fold", "prediction", "sd", "domain",
+        "line",
+        "smiles",
+        "label",
+        "set",
+        "out_of_fold",
+        "prediction",
+        "sd",
+        "domain",
         "in_domain",
     ]
     .map(String::from)
     .to_vec();
     header.extend((0..members.len()).map(|k| format!("member_{k}")));
     w.write_record(&header).map_err(io)?;
-    let num = |x: f64| if x.is_finite() { format!("{x:.6}") } else { String::new() };
+    let num = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.6}")
+        } else {
+            String::new()
+        }
+    };
     for (r, rec) in data.records.iter().enumerate() {
         let mut line = vec![
             rec.line.to_string(),
@@ -608,7 +655,9 @@ mod tests {
 
     #[test]
     fn calibration_covers_the_asked_share() {
-        let truth: Vec<f64> = (0..1000).map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0).collect();
+        let truth: Vec<f64> = (0..1000)
+            .map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0)
+            .collect();
         let pred = vec![0.0; 1000];
         let sd = vec![0.1; 1000];
         let scale = calibrate(&pred, &truth, &sd);

@@ -12,8 +12,8 @@
 
 mod batches;
 mod config;
-mod epochs;
 pub mod ensemble;
+mod epochs;
 mod evaluate;
 mod finetune;
 mod inputs;

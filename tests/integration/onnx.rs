@@ -585,9 +585,11 @@ fn ensembles_train_by_fold_and_export_as_one_graph() {
     let report = {
         let _g = lock();
         // One member alone leaves the ensemble ungathered; the next call finishes it.
-        assert!(train::finetune_ensemble(&run, Device::Cpu, &out, Some(1), silent)
-            .unwrap()
-            .is_none());
+        assert!(
+            train::finetune_ensemble(&run, Device::Cpu, &out, Some(1), silent)
+                .unwrap()
+                .is_none()
+        );
         let e = train::finetune_ensemble(&run, Device::Cpu, &out, Some(3), silent).unwrap_err();
         assert!(e.to_string().contains("member 3 of 3"), "{e}");
         train::finetune_ensemble(&run, Device::Cpu, &out, None, silent)
@@ -612,7 +614,11 @@ fn ensembles_train_by_fold_and_export_as_one_graph() {
     }
     valid.sort_unstable();
     valid.dedup();
-    assert_eq!(valid.len(), 96, "the folds cover every row that is not test");
+    assert_eq!(
+        valid.len(),
+        96,
+        "the folds cover every row that is not test"
+    );
     // A finished ensemble is reused, and a different one is refused in its folder.
     let again = train::finetune_ensemble(&run, Device::Cpu, &out, None, silent)
         .unwrap()
@@ -642,9 +648,19 @@ fn ensembles_train_by_fold_and_export_as_one_graph() {
         let got = p.predict_detail(&smiles).unwrap();
         for (r, g) in test_rows.iter().zip(&got) {
             let g = g.as_ref().unwrap();
-            assert!((g.value - r.2).abs() < tol, "{}: {} vs {}", r.0, g.value, r.2);
+            assert!(
+                (g.value - r.2).abs() < tol,
+                "{}: {} vs {}",
+                r.0,
+                g.value,
+                r.2
+            );
             assert!((g.sd.unwrap() - r.3).abs() < tol, "{}: sd", r.0);
-            assert!((g.domain.unwrap() - r.4).abs() < 10.0 * tol, "{}: domain", r.0);
+            assert!(
+                (g.domain.unwrap() - r.4).abs() < 10.0 * tol,
+                "{}: domain",
+                r.0
+            );
             assert_eq!(
                 g.in_domain.unwrap(),
                 g.domain.unwrap() <= info.domain_threshold
