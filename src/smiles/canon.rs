@@ -13,15 +13,19 @@
 //! lowest-class substituents (both only where those classes are distinct); and refinement
 //! runs again. Remaining ties are broken one at a time: one atom of the lowest tied class
 //! is split off and refinement runs again, until all ranks differ. While a stereo element
-//! is still undetermined, each candidate of the tied class is tried and the one whose stereo
-//! signs come out smallest is kept, so that mirror-related choices (the two ring sides of
+//! is still undetermined, the choice can decide how stereo is written, so each atom of the
+//! tied class is tried (depth first, within a budget) and the completion with the smallest
+//! canonical form is kept: mirror-related choices (the two ring sides of
 //! `C[C@H]1CC[C@@H](C)CC1`, the two methyls of `C[C@H](C)O`) do not depend on atom order
 //! either.
 //!
+//! A centre whose mark means nothing because two of its neighbours are alike end atoms
+//! (`C[C@H](C)O`) is no stereo element at all: the writer gives it a fixed mark.
+//!
 //! Limits: refinement cannot tell apart some non-equivalent atoms of highly regular graphs
-//! (`C1CCCCC1.C1CC1.C1CC1`: all CH2 with two CH2 neighbours); then the tie-break is by atom
-//! order and the writing may depend on the input. The stereo tie-break is greedy, one tied
-//! class at a time, and skipped above a work budget (far above drug-like sizes).
+//! (cage-like ring systems whose atoms all look alike locally); there the tie-break is by
+//! atom order and the writing may depend on the input. Beyond the stereo search budget
+//! (thousands of tries for drug-like sizes) stereo ties are broken by atom order too.
 
 use super::partition::Partition;
 use super::parts::PartKey;
@@ -133,12 +137,43 @@ impl Molecule {
     /// Each bond's label for refinement: the graph key's order code (single, aromatic,
     /// double, …) times two, plus one when the bond is written `/` or `\`.
     pub(super) fn bond_labels(&self) -> Vec<u8> {
-        (0..self.bonds.len())
-            .map(|b| {
-                let directional = self.bonds[b].symbol.is_some_and(is_directional);
-                self.key_order(b) * 2 + u8::from(directional)
+        (0..self.bonds.len()).map(|b| self.bond_label(b)).collect()
+    }
+
+    /// The label of bond `bond` (see [`Molecule::bond_labels`]).
+    fn bond_label(&self, bond: usize) -> u8 {
+        let directional = self.bonds[bond].symbol.is_some_and(is_directional);
+        self.key_order(bond) * 2 + u8::from(directional)
+    }
+
+    /// Whether atom `atom` has an `@`/`@@` that means nothing: two of its neighbours are end
+    /// atoms (one bond each, no mark of their own) alike in text, hydrogens and bond, so
+    /// that swapping them changes nothing but the mark (`C[C@H](C)O`, `F[C@](F)(F)C`).
+    /// Such a centre is no stereo element, and the canonical writer writes it `@`.
+    pub(crate) fn idle_centre(&self, atom: usize) -> bool {
+        let shorthand = self.atoms[atom]
+            .chirality
+            .is_some_and(Chirality::is_tetrahedral_shorthand);
+        if !shorthand {
+            return false;
+        }
+        let mut ends: Vec<(String, u8, u8)> = self
+            .atom_bonds(atom)
+            .iter()
+            .filter_map(|&b| {
+                let x = self.bonds[b].other(atom);
+                let end = self.atom_bonds(x).len() == 1 && self.atoms[x].chirality.is_none();
+                end.then(|| {
+                    (
+                        self.atom_text(x).to_string(),
+                        self.hydrogen_count(x),
+                        self.bond_label(b),
+                    )
+                })
             })
-            .collect()
+            .collect();
+        ends.sort_unstable();
+        ends.windows(2).any(|w| w[0] == w[1])
     }
 
     /// The text of atom `atom` without its `@`/`@@` (which the writer recomputes); extended
@@ -173,9 +208,10 @@ impl Molecule {
     fn stereo_elements(&self) -> Stereo {
         let centres: Vec<usize> = (0..self.atoms.len())
             .filter(|&a| {
-                self.atoms[a]
+                let shorthand = self.atoms[a]
                     .chirality
-                    .is_some_and(Chirality::is_tetrahedral_shorthand)
+                    .is_some_and(Chirality::is_tetrahedral_shorthand);
+                shorthand && !self.idle_centre(a)
             })
             .collect();
         let marked = |atom: usize, double: usize| {

@@ -13,8 +13,10 @@
 //!   says: right after the preceding atom, or first);
 //! - `/` and `\` on chain bonds are flipped when the bond is written in the other direction.
 //!
-//! The canonical writer also drops bond symbols that say what the implicit bond says: `-`
-//! unless both atoms are aromatic, `:` between two aromatic atoms.
+//! The canonical writer also drops bond symbols that say what the implicit bond says (`-`
+//! unless both atoms are aromatic, `:` between two aromatic atoms), and writes the first
+//! `/` or `\` of each double-bond system as `/` (turning the system's other marks with it,
+//! which keeps the molecule), so that `F/C=C/F` and `F\C=C\F` give one string.
 //!
 //! Declined ([`Molecule::random_smiles`] and [`Molecule::canonical_smiles`] return `None`):
 //! directional bonds on ring closures, extended chirality (`@TH1`, `@SP2`, …), a `.` inside
@@ -112,12 +114,14 @@ impl Molecule {
     /// The canonical SMILES of this molecule: the same string for every writing of it (same
     /// atom texts, bonds and stereo; see the module documentation of [`crate::smiles`]).
     /// Each part starts at its lowest [`Molecule::canonical_ranks`] atom, parts in the order
-    /// of their lowest ranks, neighbours visited in rank order; atom texts stay as written
-    /// (with `@`/`@@` recomputed), `-` between atoms that are not both aromatic and `:`
-    /// between aromatic atoms are dropped. `None` when the molecule is not
-    /// [`Molecule::randomizable`], when the writing would need more than 99 ring numbers,
-    /// or when it would put a `/` or `\` on a ring closure (possible where such bonds lie in
-    /// rings: the walk takes them first, so rarely).
+    /// of their lowest ranks (larger parts first), neighbours visited in rank order (bonds
+    /// with `/` or `\` first); atom texts stay as written (with `@`/`@@` recomputed), `-`
+    /// between atoms that are not both aromatic and `:` between aromatic atoms are dropped,
+    /// each double-bond system's first mark is written `/`, and a centre whose mark means
+    /// nothing (two alike end atoms: `C[C@@H](C)O`) is written `@`. `None` when the
+    /// molecule is not [`Molecule::randomizable`], when the writing would need more than 99
+    /// ring numbers, or when it would put a `/` or `\` on a ring closure (possible where
+    /// such bonds lie in rings: the walk takes them first, so rarely).
     pub fn canonical_smiles(&self) -> Option<String> {
         self.canonical_writing().map(|(smiles, _)| smiles)
     }
@@ -442,6 +446,8 @@ impl Walk<'_> {
         slots.extend(self.children[atom].iter().map(|&b| Slot::Bond(b)));
         let flip = odd_permutation(&self.m.written_slots(atom), &slots);
         let mark = match (chirality, flip) {
+            // A mark that means nothing: the canonical writer fixes it.
+            _ if self.tidy && self.m.idle_centre(atom) => "@",
             (Chirality::Anticlockwise, false) | (Chirality::Clockwise, true) => "@",
             _ => "@@",
         };

@@ -508,7 +508,7 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
             } else {
                 coverage(&p, &t, &s)
             },
-            spearman_error_sd: crate::influence::spearman(&err, &s),
+            spearman_error_sd: crate::metrics::spearman(&err, &s),
             out_of_domain_share: d.iter().filter(|&&x| x > threshold).count() as f64
                 / d.len() as f64,
             domain_bins: domain_bins(&err, &s, &d, &percentiles),

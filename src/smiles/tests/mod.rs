@@ -3,7 +3,6 @@
 //! (`valence`), hostile and random inputs and the reference data (`robustness`).
 
 mod canonical;
-mod golden_tmp;
 mod grammar;
 mod key;
 mod robustness;
