@@ -1,4 +1,4 @@
-//! `lipo export`: writes a trained model as an ONNX [bundle](crate::bundle) for ONNX Runtime.
+//! `lipo export`: writes a trained model as an ONNX bundle ([`crate::bundle`]) for ONNX Runtime.
 //!
 //! The graph ([`molformer`]) is built from Rust with the `onnx-protobuf` message types
 //! ([`graph`]); weights become initializers, read from the model folder's

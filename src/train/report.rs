@@ -19,7 +19,7 @@ use super::evaluate::{raw_outputs, write_predictions};
 use super::inputs::Inputs;
 use super::{files, FinetuneConfig, FinetuneRun, InitFrom};
 
-/// What happened to the rows of an [`ExtraTable`]; written to `extra.json` and the report.
+/// What happened to the rows of an [`ExtraTable`](super::ExtraTable); written to `extra.json` and the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExtraReport {
     /// The extra table.
