@@ -706,3 +706,70 @@ fn ensembles_train_by_fold_and_export_as_one_graph() {
     let d = p.predict_detail(&["CCO"]).unwrap().remove(0).unwrap();
     assert!(d.sd.is_none() && d.domain.is_none() && d.in_domain.is_none());
 }
+
+#[test]
+fn canonical_models_give_one_prediction_per_molecule() {
+    let dir = tempfile::tempdir().unwrap();
+    let molecules = [
+        "Cn1c(CN2CCN(CC2)c3ccc(Cl)cc3)nc4ccccc14",
+        "OC(=O)[C@@H](Cc1ccc(O)cc1)NC(=O)c2ccccc2",
+        "C/C=C\\c1ccccc1",
+        "CC(C)(C)c1ccc(cc1)S(=O)(=O)Nc2ccc(cc2)C(=O)N3CCC(CC3)N4CCCC4",
+    ];
+    // Every molecule and 10 random writings of it.
+    let mut rng = lipo::rng::SplitMix64::new(5);
+    let writings: Vec<Vec<String>> = molecules
+        .iter()
+        .map(|s| {
+            let m = lipo::smiles::Molecule::parse(s).unwrap();
+            std::iter::once(s.to_string())
+                .chain((0..10).map(|_| m.random_smiles(&mut rng).unwrap()))
+                .collect()
+        })
+        .collect();
+    let spread = |preds: &[f64]| {
+        preds
+            .chunks(11)
+            .map(|c| {
+                c.iter().cloned().fold(f64::MIN, f64::max)
+                    - c.iter().cloned().fold(f64::MAX, f64::min)
+            })
+            .fold(0.0, f64::max)
+    };
+    let flat: Vec<&str> = writings.iter().flatten().map(String::as_str).collect();
+    let folder = dir.path().join("model");
+    let model = {
+        let _g = lock();
+        tiny_model(regression_meta(), 21)
+    };
+    model.save(&folder).unwrap();
+    for canonical in [false, true] {
+        let bundle = dir.path().join(format!("c{canonical}.lipo"));
+        lipo::export::export_model_dir_as(
+            &folder,
+            &bundle,
+            lipo::export::Quantize::None,
+            canonical,
+        )
+        .unwrap();
+        let p = Predictor::open(&bundle, &options(8)).unwrap();
+        assert_eq!(p.info().canonical, canonical);
+        let ort: Vec<f64> = p
+            .predict(&flat)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let mut m = <Model as lipo::peft::LoadModel>::load(&folder, Device::Cpu).unwrap();
+        m.meta.canonical = canonical;
+        m.tokenizer = m.tokenizer.clone().with_canonical(canonical);
+        let tch = lipo::predict::predict_smiles(&m, &flat, 8).unwrap();
+        if canonical {
+            assert!(spread(&ort) < 1e-6, "ort spread {}", spread(&ort));
+            assert!(spread(&tch) < 1e-6, "tch spread {}", spread(&tch));
+        } else {
+            // The same model reading the SMILES as written: the writings disagree.
+            assert!(spread(&ort) > 1e-4, "ort spread {}", spread(&ort));
+        }
+    }
+}
