@@ -196,34 +196,7 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
             v as usize
         }
     };
-    let ensemble = match md.custom(keys::MEMBERS) {
-        None => None,
-        Some(m) => {
-            let whole = |k: &str, v: f64| -> Result<usize> {
-                if v >= 0.0 && v.fract() == 0.0 && v <= 1e9 {
-                    Ok(v as usize)
-                } else {
-                    Err(Error::model(
-                        path,
-                        format!("metadata {k:?} = {v} is not a count"),
-                    ))
-                }
-            };
-            let members = whole(keys::MEMBERS, num(keys::MEMBERS, m)?)?;
-            let field = |k: &str| need(k).and_then(|v| num(k, v));
-            Some(EnsembleInfo {
-                members,
-                sd_scale: field(keys::SD_SCALE)?,
-                domain_threshold: field(keys::DOMAIN_THRESHOLD)?,
-                domain_neighbours: whole(keys::DOMAIN_NEIGHBOURS, field(keys::DOMAIN_NEIGHBOURS)?)?,
-                training_molecules: whole(
-                    keys::TRAINING_MOLECULES,
-                    field(keys::TRAINING_MOLECULES)?,
-                )?,
-                out_of_fold_rmse: field(keys::OUT_OF_FOLD_RMSE)?,
-            })
-        }
-    };
+    let ensemble = read_ensemble_info(&|k| md.custom(k), path)?;
     let label_sd = num(keys::LABEL_SD, need(keys::LABEL_SD)?)?;
     let label_mean = num(keys::LABEL_MEAN, need(keys::LABEL_MEAN)?)?;
     if !(label_mean.is_finite() && label_sd.is_finite() && label_sd > 0.0) {
@@ -262,6 +235,42 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
             }
         },
     })
+}
+
+/// The ensemble part of a bundle's metadata (`custom` reads one key); `None` for a single
+/// model.
+fn read_ensemble_info(
+    custom: &dyn Fn(&str) -> Option<String>,
+    path: &Path,
+) -> Result<Option<EnsembleInfo>> {
+    if custom(keys::MEMBERS).is_none() {
+        return Ok(None);
+    }
+    let num = |k: &str, v: Option<String>| -> Result<f64> {
+        let v = v.ok_or_else(|| Error::model(path, format!("the graph has no {k:?} metadata")))?;
+        v.parse::<f64>()
+            .map_err(|_| Error::model(path, format!("metadata {k:?} = {v:?} is not a number")))
+    };
+    let field = |k: &str| num(k, custom(k));
+    let whole = |k: &str| -> Result<usize> {
+        let v = field(k)?;
+        if v >= 0.0 && v.fract() == 0.0 && v <= 1e9 {
+            Ok(v as usize)
+        } else {
+            Err(Error::model(
+                path,
+                format!("metadata {k:?} = {v} is not a count"),
+            ))
+        }
+    };
+    Ok(Some(EnsembleInfo {
+        members: whole(keys::MEMBERS)?,
+        sd_scale: field(keys::SD_SCALE)?,
+        domain_threshold: field(keys::DOMAIN_THRESHOLD)?,
+        domain_neighbours: whole(keys::DOMAIN_NEIGHBOURS)?,
+        training_molecules: whole(keys::TRAINING_MOLECULES)?,
+        out_of_fold_rmse: field(keys::OUT_OF_FOLD_RMSE)?,
+    }))
 }
 
 impl Predictor {

@@ -451,29 +451,11 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
         calibrate(&pick(&oof, &pool), &pool_truth, &pick(&raw_sd, &pool))
     };
     let sd: Vec<f64> = raw_sd.iter().map(|s| s * sd_scale).collect();
-    // Applicability domain: leave-one-out scores of the training rows, then every row.
     let k = run.domain_neighbours;
-    let train_emb: Vec<Vec<f32>> = pool
-        .iter()
-        .map(|&r| outputs.embeddings[r].clone())
-        .collect();
-    let loo: Vec<f64> = (0..pool.len())
-        .map(|i| knn_distance(&train_emb[i], &train_emb, k, Some(i)))
-        .collect();
-    let percentiles = [
-        quantile(&loo, 0.5),
-        quantile(&loo, 0.8),
-        quantile(&loo, 0.95),
-    ];
+    let dom = domain_scores(&outputs.embeddings, &pool, &test, k);
+    let (domain, percentiles) = (&dom.score, dom.percentiles);
     let threshold = percentiles[2];
-    let mut domain = vec![f64::NAN; n];
-    for (i, &r) in pool.iter().enumerate() {
-        domain[r] = loo[i];
-    }
-    for &r in &test {
-        domain[r] = knn_distance(&outputs.embeddings[r], &train_emb, k, None);
-    }
-    write_domain(&out.join(files::DOMAIN), &train_emb)?;
+    write_domain(&out.join(files::DOMAIN), &dom.train)?;
     write_rows(
         out,
         &data,
@@ -482,39 +464,30 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
         &oof,
         &mean,
         &sd,
-        &domain,
+        domain,
         threshold,
         &outputs.preds,
     )?;
     let (label_mean, label_sd) = crate::metrics::mean_sd(&pick(&labels, &pool));
     let test_report = (!test.is_empty()).then(|| {
         let t = truth(&test);
-        let (p, s, d) = (pick(&mean, &test), pick(&sd, &test), pick(&domain, &test));
-        let err: Vec<f64> = p.iter().zip(&t).map(|(a, b)| (a - b).abs()).collect();
         let floor = if classify {
             pool_truth.iter().sum::<f64>() / pool_truth.len() as f64
         } else {
             label_mean
         };
-        EnsembleTest {
-            metrics: Regression::compute(&p, &t),
-            members: outputs
-                .preds
-                .iter()
-                .map(|m| Regression::compute(&pick(m, &test), &t))
-                .collect(),
-            coverage: if classify {
-                f64::NAN
-            } else {
-                coverage(&p, &t, &s)
-            },
-            spearman_error_sd: crate::metrics::spearman(&err, &s),
-            out_of_domain_share: d.iter().filter(|&&x| x > threshold).count() as f64
-                / d.len() as f64,
-            domain_bins: domain_bins(&err, &s, &d, &percentiles),
-            mean_predictor: Regression::compute(&vec![floor; t.len()], &t),
-            classification: classify.then(|| crate::metrics::Classification::compute(&p, &t)),
-        }
+        let members = outputs
+            .preds
+            .iter()
+            .map(|m| Regression::compute(&pick(m, &test), &t))
+            .collect();
+        let rows = TestRows {
+            truth: t,
+            mean: pick(&mean, &test),
+            sd: pick(&sd, &test),
+            domain: pick(domain, &test),
+        };
+        test_report(&rows, members, floor, &percentiles, classify)
     });
     Ok(EnsembleReport {
         members: run.members,
@@ -536,6 +509,73 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
         label_sd,
         test: test_report,
     })
+}
+
+/// The applicability domain of an ensemble's rows.
+struct Domain {
+    /// Embeddings of the training rows (all folds), in fold order.
+    train: Vec<Vec<f32>>,
+    /// Every row's score: leave-one-out for training rows, against all of them for test rows
+    /// (NaN elsewhere).
+    score: Vec<f64>,
+    /// 50th, 80th and 95th percentiles of the training rows' scores.
+    percentiles: [f64; 3],
+}
+
+/// Domain scores from the members' mean embeddings `emb` of every row.
+fn domain_scores(emb: &[Vec<f32>], pool: &[usize], test: &[usize], k: usize) -> Domain {
+    let train: Vec<Vec<f32>> = pool.iter().map(|&r| emb[r].clone()).collect();
+    let loo: Vec<f64> = (0..pool.len())
+        .map(|i| knn_distance(&train[i], &train, k, Some(i)))
+        .collect();
+    let percentiles = [0.5, 0.8, 0.95].map(|q| quantile(&loo, q));
+    let mut score = vec![f64::NAN; emb.len()];
+    for (i, &r) in pool.iter().enumerate() {
+        score[r] = loo[i];
+    }
+    for &r in test {
+        score[r] = knn_distance(&emb[r], &train, k, None);
+    }
+    Domain {
+        train,
+        score,
+        percentiles,
+    }
+}
+
+/// The test rows' truth and the ensemble's mean, calibrated sd and domain score on them.
+struct TestRows {
+    truth: Vec<f64>,
+    mean: Vec<f64>,
+    sd: Vec<f64>,
+    domain: Vec<f64>,
+}
+
+/// What the ensemble measured on its test rows; `floor` is the mean predictor's value.
+fn test_report(
+    rows: &TestRows,
+    members: Vec<Regression>,
+    floor: f64,
+    percentiles: &[f64; 3],
+    classify: bool,
+) -> EnsembleTest {
+    let (t, p, s, d) = (&rows.truth, &rows.mean, &rows.sd, &rows.domain);
+    let err: Vec<f64> = p.iter().zip(t).map(|(a, b)| (a - b).abs()).collect();
+    let threshold = percentiles[2];
+    EnsembleTest {
+        metrics: Regression::compute(p, t),
+        members,
+        coverage: if classify {
+            f64::NAN
+        } else {
+            coverage(p, t, s)
+        },
+        spearman_error_sd: crate::metrics::spearman(&err, s),
+        out_of_domain_share: d.iter().filter(|&&x| x > threshold).count() as f64 / d.len() as f64,
+        domain_bins: domain_bins(&err, s, d, percentiles),
+        mean_predictor: Regression::compute(&vec![floor; t.len()], t),
+        classification: classify.then(|| crate::metrics::Classification::compute(p, t)),
+    }
 }
 
 /// Bins of molecules by domain score at the training percentiles `edges` (50, 80, 95).
