@@ -306,14 +306,21 @@ mod tests {
         for (k, fold) in folds.iter().enumerate() {
             let s = Split::fold(103, 3, 0.2, k, 5).unwrap();
             assert_eq!(&s.valid, fold);
-            assert_eq!(s.train.len() + s.valid.len(), 83);
+            assert_eq!(
+                s.train.len() + s.valid.len(),
+                82,
+                "103 rows less 21 test rows"
+            );
             assert!(s
                 .train
                 .iter()
                 .all(|r| !s.valid.contains(r) && !s.test.contains(r)));
         }
         assert!(Split::fold(103, 3, 0.2, 5, 5).is_err());
-        assert!(Split::folds(12, 3, 0.2, 5).is_err());
+        assert!(
+            Split::folds(9, 3, 0.2, 5).is_err(),
+            "7 rows are too few for 5 folds of 2"
+        );
         let (none, folds) = Split::folds(40, 1, 0.0, 4).unwrap();
         assert!(none.is_empty());
         assert_eq!(folds.concat().len(), 40);

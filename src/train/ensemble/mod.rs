@@ -31,6 +31,11 @@ use crate::progress::{Event, Monitor};
 
 use super::evaluate::raw_outputs;
 use super::{files as run_files, finetune, FinetuneRun, Fold};
+use records::{write_domain, write_rows};
+pub use stats::{calibrate, coverage, knn_distance, quantile};
+
+mod records;
+mod stats;
 
 /// Most members an ensemble may have.
 pub const MAX_MEMBERS: usize = 32;
@@ -346,66 +351,6 @@ fn mean_sd_by_row(preds: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>) {
         .unzip()
 }
 
-/// The `q` quantile (0–1) of `xs` (linear between order statistics); NaN when empty.
-pub fn quantile(xs: &[f64], q: f64) -> f64 {
-    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-}
-
-/// The factor on `sd` that puts a share [`COVERAGE`] of `|truth − pred|` within 1.96 sd.
-pub fn calibrate(pred: &[f64], truth: &[f64], sd: &[f64]) -> f64 {
-    let z: Vec<f64> = pred
-        .iter()
-        .zip(truth)
-        .zip(sd)
-        .filter(|(_, &s)| s > 0.0)
-        .map(|((p, t), s)| (t - p).abs() / s)
-        .collect();
-    let scale = quantile(&z, COVERAGE) / 1.96;
-    if scale.is_finite() && scale > 0.0 {
-        scale
-    } else {
-        1.0
-    }
-}
-
-/// Share of `|truth − pred| ≤ 1.96 sd`.
-pub fn coverage(pred: &[f64], truth: &[f64], sd: &[f64]) -> f64 {
-    let inside = pred
-        .iter()
-        .zip(truth)
-        .zip(sd)
-        .filter(|((p, t), s)| (*t - *p).abs() <= 1.96 * **s)
-        .count();
-    inside as f64 / pred.len().max(1) as f64
-}
-
-/// Mean distance from `query` to its `k` nearest rows of `train`, skipping row `skip`
-/// (leave-one-out).
-pub fn knn_distance(query: &[f32], train: &[Vec<f32>], k: usize, skip: Option<usize>) -> f64 {
-    let mut d: Vec<f64> = train
-        .iter()
-        .enumerate()
-        .filter(|(j, _)| Some(*j) != skip)
-        .map(|(_, t)| {
-            t.iter()
-                .zip(query)
-                .map(|(a, b)| ((a - b) as f64).powi(2))
-                .sum::<f64>()
-                .sqrt()
-        })
-        .collect();
-    let k = k.min(d.len()).max(1);
-    d.select_nth_unstable_by(k - 1, f64::total_cmp);
-    d[..k].iter().sum::<f64>() / k as f64
-}
-
 /// Gathers the finished members: predictions, calibration, domain, test metrics; writes
 /// `predictions.csv` and `domain.safetensors`.
 fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleReport> {
@@ -606,118 +551,4 @@ fn domain_bins(err: &[f64], sd: &[f64], domain: &[f64], edges: &[f64; 3]) -> Vec
             }
         })
         .collect()
-}
-
-/// Writes the training embeddings as `embeddings` (float32 `[molecules, hidden]`).
-fn write_domain(path: &Path, emb: &[Vec<f32>]) -> Result<()> {
-    let h = emb.first().map_or(0, Vec::len);
-    let bytes: Vec<u8> = emb.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![emb.len(), h], &bytes)
-            .map_err(|e| Error::model(path, e.to_string()))?;
-    let data = safetensors::serialize([(files::EMBEDDINGS, view)], None)
-        .map_err(|e| Error::model(path, e.to_string()))?;
-    fsutil::write_atomic(path, &data)
-}
-
-/// Writes `predictions.csv`: one line per row of the table.
-#[allow(clippy::too_many_arguments)]
-fn write_rows(
-    out: &Path,
-    data: &Dataset,
-    folds: &[Vec<usize>],
-    test: &[usize],
-    oof: &[f64],
-    mean: &[f64],
-    sd: &[f64],
-    domain: &[f64],
-    threshold: f64,
-    members: &[Vec<f64>],
-) -> Result<()> {
-    let path = out.join(files::PREDICTIONS);
-    let mut set = vec![String::new(); data.records.len()];
-    for (k, f) in folds.iter().enumerate() {
-        for &r in f {
-            set[r] = format!("fold-{k}");
-        }
-    }
-    for &r in test {
-        set[r] = "test".into();
-    }
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let io = |e: csv::Error| Error::io(&path, std::io::Error::other(e));
-    let mut header: Vec<String> = [
-        "line",
-        "smiles",
-        "label",
-        "set",
-        "out_of_fold",
-        "prediction",
-        "sd",
-        "domain",
-        "in_domain",
-    ]
-    .map(String::from)
-    .to_vec();
-    header.extend((0..members.len()).map(|k| format!("member_{k}")));
-    w.write_record(&header).map_err(io)?;
-    let num = |x: f64| {
-        if x.is_finite() {
-            format!("{x:.6}")
-        } else {
-            String::new()
-        }
-    };
-    for (r, rec) in data.records.iter().enumerate() {
-        let mut line = vec![
-            rec.line.to_string(),
-            rec.smiles.clone(),
-            rec.label.map(|l| l.to_string()).unwrap_or_default(),
-            set[r].clone(),
-            num(oof[r]),
-            num(mean[r]),
-            num(sd[r]),
-            num(domain[r]),
-            u8::from(domain[r] <= threshold).to_string(),
-        ];
-        line.extend(members.iter().map(|m| num(m[r])));
-        w.write_record(&line).map_err(io)?;
-    }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))?;
-    fsutil::write_atomic(&path, &bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn calibration_covers_the_asked_share() {
-        let truth: Vec<f64> = (0..1000)
-            .map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0)
-            .collect();
-        let pred = vec![0.0; 1000];
-        let sd = vec![0.1; 1000];
-        let scale = calibrate(&pred, &truth, &sd);
-        let scaled: Vec<f64> = sd.iter().map(|s| s * scale).collect();
-        let c = coverage(&pred, &truth, &scaled);
-        assert!((c - COVERAGE).abs() < 0.01, "coverage {c}");
-    }
-
-    #[test]
-    fn quantiles_interpolate() {
-        assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), 2.0);
-        assert_eq!(quantile(&[0.0, 10.0], 0.95), 9.5);
-        assert!(quantile(&[], 0.5).is_nan());
-    }
-
-    #[test]
-    fn knn_leaves_the_molecule_itself_out() {
-        let t = vec![vec![0.0f32, 0.0], vec![3.0, 4.0], vec![6.0, 8.0]];
-        assert_eq!(knn_distance(&t[0], &t, 1, None), 0.0);
-        assert_eq!(knn_distance(&t[0], &t, 1, Some(0)), 5.0);
-        assert_eq!(knn_distance(&t[0], &t, 2, Some(0)), 7.5);
-    }
 }
