@@ -143,12 +143,12 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
     let threads = cfg.threads.max(1);
     let ort_threads = cfg.ort_threads.unwrap_or(threads).max(1);
     tch::set_num_threads(threads as i32);
-    let ensemble = crate::export::ensemble::is_ensemble(&cfg.model);
+    let ensemble_dir =
+        crate::model::ensemble_files::is_ensemble(&cfg.model).then(|| cfg.model.clone());
     let cfg = &BenchConfig {
-        model: if ensemble {
-            cfg.model.join("member-0").join("model")
-        } else {
-            cfg.model.clone()
+        model: match &ensemble_dir {
+            Some(dir) => crate::model::ensemble_files::member_model(dir, 0),
+            None => cfg.model.clone(),
         },
         ..cfg.clone()
     };
@@ -157,12 +157,7 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
     let n = seqs.len();
     let mean_tokens = seqs.iter().map(|s| s.len()).sum::<usize>() as f64 / n.max(1) as f64;
     let mut ort = open_bundles(cfg, bundle_dir, ort_threads)?;
-    if ensemble {
-        let dir = cfg
-            .model
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(Path::new("."));
+    if let Some(dir) = &ensemble_dir {
         let bundle = bundle_dir.join("bench-ensemble.lipo");
         crate::export::export_model_dir_with(dir, &bundle, Quantize::Float16)?;
         let opts = PredictorOptions {
@@ -192,7 +187,7 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
     } else {
         vec![]
     };
-    let speedup_ensemble = if ensemble {
+    let speedup_ensemble = if ensemble_dir.is_some() {
         speedup_of(&cfg.batch_sizes, &rows, "ort-ensemble", "ort")
     } else {
         vec![]

@@ -23,17 +23,8 @@ use crate::error::{Error, Result};
 use crate::model::{Config, ModelMeta, Task};
 use crate::tokenizer::SmilesTokenizer;
 
-/// Files of an ensemble folder that export reads (written by `lipo::train::ensemble`).
-pub mod files {
-    /// The ensemble's settings; marks an ensemble folder.
-    pub const ENSEMBLE: &str = "ensemble.json";
-    /// The gathered ensemble's report.
-    pub const METRICS: &str = "metrics.json";
-    /// Training-molecule embeddings (tensor `embeddings`, `[molecules, hidden]`).
-    pub const DOMAIN: &str = "domain.safetensors";
-    /// The tensor of [`DOMAIN`].
-    pub const EMBEDDINGS: &str = "embeddings";
-}
+use crate::model::ensemble_files as files;
+pub use files::is_ensemble;
 
 /// What the bundle needs from the gathered ensemble's `metrics.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,11 +79,6 @@ pub struct EnsembleFolder {
     pub embeddings: Vec<f32>,
 }
 
-/// Whether `dir` is an ensemble folder.
-pub fn is_ensemble(dir: &Path) -> bool {
-    dir.join(files::ENSEMBLE).is_file()
-}
-
 /// Reads the gathered ensemble in `dir`; an ensemble whose members have not all finished is
 /// refused, naming the folder.
 pub fn read(dir: &Path) -> Result<EnsembleFolder> {
@@ -106,7 +92,7 @@ pub fn read(dir: &Path) -> Result<EnsembleFolder> {
     let summary: EnsembleSummary = crate::fsutil::read_json(&metrics)?;
     let mut members = Vec::with_capacity(summary.members);
     for k in 0..summary.members {
-        let model_dir = dir.join(format!("member-{k}")).join("model");
+        let model_dir = files::member_model(dir, k);
         let (config, weights_path, tokenizer, _) = crate::model::read_folder(&model_dir)?;
         let meta: ModelMeta = crate::fsutil::read_json(&model_dir.join(crate::model::files::META))?;
         members.push(Member {
@@ -143,7 +129,7 @@ fn check_members(dir: &Path, members: &[Member]) -> Result<()> {
             && m.meta.tta == first.meta.tta;
         if !same {
             return Err(Error::model(
-                dir.join(format!("member-{k}")),
+                files::member_dir(dir, k),
                 "differs from member 0 in architecture, vocabulary, task or test-time augmentation",
             ));
         }

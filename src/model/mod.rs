@@ -36,6 +36,39 @@ pub mod files {
     pub const META: &str = "lipo.json";
 }
 
+/// The layout of a K-fold ensemble folder (`lipo finetune --ensemble`), which training
+/// writes and export and `lipo bench` read (neither needs libtorch for it).
+pub mod ensemble_files {
+    use std::path::{Path, PathBuf};
+
+    /// The ensemble's settings; marks an ensemble folder.
+    pub const ENSEMBLE: &str = "ensemble.json";
+    /// What the gathered ensemble measured.
+    pub const METRICS: &str = "metrics.json";
+    /// Every row's out-of-fold or test prediction, calibrated sd, domain score and the
+    /// members' predictions.
+    pub const PREDICTIONS: &str = "predictions.csv";
+    /// Training-molecule embeddings for the applicability domain.
+    pub const DOMAIN: &str = "domain.safetensors";
+    /// The tensor of [`DOMAIN`]: float32 `[molecules, hidden]`.
+    pub const EMBEDDINGS: &str = "embeddings";
+
+    /// Whether `dir` is an ensemble folder.
+    pub fn is_ensemble(dir: &Path) -> bool {
+        dir.join(ENSEMBLE).is_file()
+    }
+
+    /// Member `k`'s fine-tuning run folder inside the ensemble folder `dir`.
+    pub fn member_dir(dir: &Path, k: usize) -> PathBuf {
+        dir.join(format!("member-{k}"))
+    }
+
+    /// Member `k`'s kept model folder inside the ensemble folder `dir`.
+    pub fn member_model(dir: &Path, k: usize) -> PathBuf {
+        member_dir(dir, k).join("model")
+    }
+}
+
 /// Folder of lipo's bundled pre-trained model inside the source tree.
 pub const BUNDLED_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/lipo-small");
 

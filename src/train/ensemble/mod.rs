@@ -44,20 +44,7 @@ pub const MAX_MEMBERS: usize = 32;
 pub const COVERAGE: f64 = 0.95;
 
 /// Files in an ensemble folder (besides one fine-tuning run folder per member).
-pub mod files {
-    /// The ensemble's settings ([`super::EnsembleRun`]).
-    pub const ENSEMBLE: &str = "ensemble.json";
-    /// What the gathered ensemble measured ([`super::EnsembleReport`]).
-    pub const METRICS: &str = "metrics.json";
-    /// Every row's out-of-fold or test prediction, calibrated sd, domain score and the
-    /// members' predictions.
-    pub const PREDICTIONS: &str = "predictions.csv";
-    /// Training-molecule embeddings (`embeddings`, float32 `[molecules, hidden]`) for the
-    /// applicability domain.
-    pub const DOMAIN: &str = "domain.safetensors";
-    /// The tensor in [`DOMAIN`] that holds the embeddings.
-    pub const EMBEDDINGS: &str = "embeddings";
-}
+pub use crate::model::ensemble_files as files;
 
 /// The settings of a K-fold ensemble: written to `ensemble.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,7 +90,7 @@ impl EnsembleRun {
 
     /// Member `k`'s run folder inside the ensemble folder `out`.
     pub fn member_dir(out: &Path, k: usize) -> PathBuf {
-        out.join(format!("member-{k}"))
+        files::member_dir(out, k)
     }
 
     fn validate(&self) -> Result<()> {
@@ -523,28 +510,22 @@ fn test_report(
     }
 }
 
-/// Bins of molecules by domain score at the training percentiles `edges` (50, 80, 95).
+/// Bins of molecules by domain score at the training percentiles `edges` (50, 80, 95): a
+/// molecule's bin is the number of edges below its score.
 fn domain_bins(err: &[f64], sd: &[f64], domain: &[f64], edges: &[f64; 3]) -> Vec<DomainBin> {
-    let bounds = [
-        (0.0, edges[0], "0-50"),
-        (edges[0], edges[1], "50-80"),
-        (edges[1], edges[2], "80-95"),
-        (edges[2], f64::INFINITY, "above 95 (out of domain)"),
-    ];
-    bounds
-        .iter()
-        .map(|&(from, to, name)| {
+    let names = ["0-50", "50-80", "80-95", "above 95 (out of domain)"];
+    (0..names.len())
+        .map(|b| {
             let idx: Vec<usize> = (0..domain.len())
-                .filter(|&i| {
-                    domain[i] > from && domain[i] <= to || (from == 0.0 && domain[i] == 0.0)
-                })
+                .filter(|&i| domain[i].is_finite())
+                .filter(|&i| edges.iter().filter(|&&e| domain[i] > e).count() == b)
                 .collect();
             let n = idx.len();
             let mean = |f: &dyn Fn(usize) -> f64| idx.iter().map(|&i| f(i)).sum::<f64>() / n as f64;
             DomainBin {
-                from,
-                to: to.is_finite().then_some(to),
-                percentiles: name.into(),
+                from: if b == 0 { 0.0 } else { edges[b - 1] },
+                to: edges.get(b).copied(),
+                percentiles: names[b].into(),
                 n,
                 rmse: mean(&|i| err[i] * err[i]).sqrt(),
                 mean_sd: mean(&|i| sd[i]),
