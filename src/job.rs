@@ -42,7 +42,8 @@ pub struct JobSpec<R> {
     /// `auto`, `cpu`, `cuda` or `cuda:N` (default `auto`).
     #[serde(default = "auto")]
     pub device: String,
-    /// CPU threads for tensor work (default: libtorch's current setting).
+    /// CPU threads for tensor work (default: adaptive, up to one per core, following the
+    /// machine's load; see [`crate::threads`]).
     pub threads: Option<i32>,
     /// The resolved run, inline.
     pub run: Option<R>,
@@ -118,15 +119,18 @@ pub fn run(job: &Job, monitor: &mut dyn Monitor) -> Result<JobReport> {
     }
 }
 
+/// The job's device, with the thread policy it asks for: `threads` fixed, or adaptive.
 fn prepare(device: &str, threads: Option<i32>) -> Result<tch::Device> {
-    if let Some(t) = threads {
-        if t < 1 {
+    use crate::threads::{set_policy, Policy};
+    match threads {
+        Some(t) if t < 1 => {
             return Err(Error::param(
                 "threads",
                 format!("{t} is not a positive count"),
-            ));
+            ))
         }
-        tch::set_num_threads(t);
+        Some(t) => set_policy(Policy::Fixed(t as usize)),
+        None => set_policy(Policy::Adaptive { max: 0 }),
     }
     crate::device::parse(device)
 }

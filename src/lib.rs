@@ -50,6 +50,8 @@ pub mod smiles;
 pub mod smiles_stream;
 #[cfg(all(feature = "train", feature = "export", feature = "infer"))]
 pub mod study;
+#[cfg(feature = "train")]
+pub mod threads;
 pub mod tokenizer;
 #[cfg(feature = "train")]
 pub mod train;

@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
     about = "Fine-tune MoLFormer on lipophilicity and serve it"
 )]
 struct Cli {
-    /// Tensor threads on the CPU, 1 to 1024 (default: all cores).
+    /// Tensor threads on the CPU, 1 to 1024. Default: training adapts the count (up to one per
+    /// core) to the machine's load, measured every minute; inference uses one per core.
     #[arg(long, global = true, value_parser = clap::value_parser!(i32).range(1..=1024))]
     threads: Option<i32>,
     #[command(subcommand)]
@@ -69,14 +70,14 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let threads = cli.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as i32)
-            .unwrap_or(1)
+    // --threads fixes the count; without it training adapts it to the machine's load.
+    lipo::threads::set_policy(match cli.threads {
+        Some(n) => lipo::threads::Policy::Fixed(n as usize),
+        None => lipo::threads::Policy::Adaptive { max: 0 },
     });
-    tch::set_num_threads(threads);
+    let threads = cli.threads.unwrap_or_else(|| lipo::threads::cores() as i32);
     match cli.cmd {
-        Cmd::Study(a) => cli::study::study(a, threads),
+        Cmd::Study(a) => cli::study::study(a, cli.threads),
         Cmd::Data(c) => cli::study::data(c),
         Cmd::Finetune(a) => cli::finetune::finetune(a),
         Cmd::Mlm(a) => cli::mlm::mlm(a),
@@ -84,7 +85,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Select(a) => cli::influence::select(a),
         Cmd::CompareMlm(a) => cli::mlm::compare_mlm(a),
         Cmd::CompareInfluence(a) => cli::table2::compare_influence(a),
-        Cmd::ComparePeft(a) => cli::peft::compare_peft(a, threads),
+        Cmd::ComparePeft(a) => cli::peft::compare_peft(a, cli.threads),
         Cmd::Merge(a) => cli::peft::merge(a),
         Cmd::Evaluate(a) => cli::evaluate::evaluate(a),
         Cmd::Predict(a) => cli::predict::predict(a, threads),

@@ -205,10 +205,11 @@ pub struct ComparePeftArgs {
 }
 
 /// Runs one fine-tuning run in a child `lipo finetune` process, so that its peak memory is
-/// its own; a finished run folder is read without starting one.
+/// its own; a finished run folder is read without starting one. `threads`: the `--threads`
+/// the user gave, passed on (without it the child adapts its count to the machine's load).
 pub fn run_in_child(
     exe: &Path,
-    threads: i32,
+    threads: Option<i32>,
     device: &str,
     run: &FinetuneRun,
     out: &Path,
@@ -226,9 +227,11 @@ pub fn run_in_child(
         run.train.seed,
         out.display()
     );
-    let status = Command::new(exe)
-        .arg("--threads")
-        .arg(threads.to_string())
+    let mut command = Command::new(exe);
+    if let Some(t) = threads {
+        command.arg("--threads").arg(t.to_string());
+    }
+    let status = command
         .arg("finetune")
         .arg("--config")
         .arg(&spec)
@@ -250,7 +253,7 @@ pub fn run_in_child(
 }
 
 /// `lipo compare-peft`.
-pub fn compare_peft(a: ComparePeftArgs, threads: i32) -> Result<()> {
+pub fn compare_peft(a: ComparePeftArgs, threads: Option<i32>) -> Result<()> {
     let cfg = match &a.config {
         Some(p) => lipo::fsutil::read_json::<CompareConfig>(p)?,
         None => {

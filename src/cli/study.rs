@@ -145,14 +145,15 @@ fn environment(threads: &str, device: &str) -> Vec<(String, String)> {
 }
 
 /// Runs `lipo study`.
-pub fn study(a: StudyArgs, threads: i32) -> Result<()> {
+pub fn study(a: StudyArgs, given_threads: Option<i32>) -> Result<()> {
+    let threads = given_threads.unwrap_or_else(|| lipo::threads::cores() as i32);
     let cfg = a.resolve()?;
     let out = a.out();
     let device = lipo::device::parse(&a.device)?;
     let exe = std::env::current_exe().context("locating the lipo executable")?;
     let dev = a.device.clone();
     let mut runner = |run: &FinetuneRun, out: &Path| -> lipo::Result<FinetuneReport> {
-        crate::cli::peft::run_in_child(&exe, threads, &dev, run, out)
+        crate::cli::peft::run_in_child(&exe, given_threads, &dev, run, out)
     };
     let command = std::env::args()
         .map(|s| if s.contains(' ') { format!("'{s}'") } else { s })
@@ -167,7 +168,10 @@ pub fn study(a: StudyArgs, threads: i32) -> Result<()> {
     );
     let mut monitor = super::monitor::CliMonitor::new();
     let mut prior_seconds = Vec::new();
-    let mut env_threads = threads.to_string();
+    let mut env_threads = match given_threads {
+        Some(t) => t.to_string(),
+        None => format!("up to {threads} (adaptive)"),
+    };
     if a.jobs > 1 {
         let child_threads = (threads / a.jobs as i32).max(1);
         env_threads = format!("{} jobs × {child_threads}", a.jobs);

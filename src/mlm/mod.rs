@@ -221,6 +221,7 @@ pub fn mlm(
         total_steps,
         ckpt: &ckpt,
         monitor,
+        governor: crate::threads::Governor::new(device.is_cuda()),
     };
     let state = trainer.run(state)?;
     report::finish(&model, cfg, &state, &scan, out, device)

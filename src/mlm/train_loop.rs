@@ -87,6 +87,8 @@ pub(super) struct Trainer<'a> {
     pub(super) total_steps: u64,
     pub(super) ckpt: &'a Path,
     pub(super) monitor: &'a mut dyn Monitor,
+    /// Chooses the CPU thread count from the steps' throughput.
+    pub(super) governor: crate::threads::Governor,
 }
 
 /// One chunk of training molecules, shuffled, and its batches (rows of `seqs`).
@@ -165,7 +167,10 @@ impl Trainer<'_> {
 
     /// One training step on `batch`, then the evaluation and checkpoint when due.
     fn step(&mut self, st: &mut MlmState, batch: &[&[u32]], clocks: &mut Clocks) -> Result<Flow> {
+        let t = Instant::now();
         let (loss, lr) = self.optimise(st.step, batch)?;
+        let work = crate::threads::padded_tokens(batch);
+        self.governor.record(work, t.elapsed().as_secs_f64());
         st.step += 1;
         st.batch_in_chunk += 1;
         st.molecules += batch.len() as u64;

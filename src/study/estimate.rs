@@ -54,7 +54,8 @@ pub fn human_seconds(s: f64) -> String {
 }
 
 /// Training molecules per second of `cfg.pretrained` with a regression head on `device`:
-/// one warm-up and three timed steps of 16 molecules.
+/// one warm-up and three timed steps of 16 molecules at each thread count the thread policy
+/// allows ([`crate::threads`]), the fastest of them.
 fn calibrate(cfg: &StudyConfig, device: Device, smiles: &[Vec<u32>]) -> Result<f64> {
     let model = Model::load_with_parts(
         &cfg.pretrained,
@@ -77,12 +78,26 @@ fn calibrate(cfg: &StudyConfig, device: Device, smiles: &[Vec<u32>]) -> Result<f
         pred.mse_loss(&target, Reduction::Mean).backward();
         Ok(())
     };
-    step(0)?;
-    let t0 = Instant::now();
-    for i in 1..=3 {
-        step(i)?;
+    // Under the thread policy the runs will use: each count an adaptive run may settle on is
+    // timed, and the fastest is the one training will find.
+    let policy = crate::threads::policy();
+    let counts = if device.is_cuda() {
+        vec![tch::get_num_threads().max(1) as usize]
+    } else {
+        policy.candidates()
+    };
+    let mut best = 0.0f64;
+    for &threads in &counts {
+        tch::set_num_threads(threads as i32);
+        step(0)?;
+        let t0 = Instant::now();
+        for i in 1..=3 {
+            step(i)?;
+        }
+        best = best.max((3 * batch) as f64 / t0.elapsed().as_secs_f64().max(1e-9));
     }
-    Ok((3 * batch) as f64 / t0.elapsed().as_secs_f64().max(1e-9))
+    tch::set_num_threads(counts[0] as i32);
+    Ok(best)
 }
 
 /// Estimates every stage of `cfg` from a throughput measured on `device`.

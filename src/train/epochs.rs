@@ -16,6 +16,7 @@ use crate::predict;
 use crate::progress::{Event, Monitor};
 use crate::rng::SplitMix64;
 use crate::smiles::Molecule;
+use crate::threads::{padded_tokens, Governor};
 use crate::tokenizer::pad_batch;
 use crate::trainlog::{EvalRecord, LogRecord, StepRecord, TrainLog};
 
@@ -85,6 +86,8 @@ pub(super) struct Training<'a> {
     total: u64,
     /// Token ids of the validation rows.
     valid_seqs: Vec<&'a [u32]>,
+    /// Chooses the CPU thread count from the steps' throughput.
+    governor: Governor,
     /// Training targets of the validation rows.
     valid_targets: Vec<f64>,
 }
@@ -129,6 +132,7 @@ impl<'a> Training<'a> {
             step: steps_per_epoch * state.epochs_done as u64,
             total,
             valid_seqs: inputs.seqs(valid),
+            governor: Governor::new(device.is_cuda()),
             valid_targets: valid.iter().map(|&r| inputs.targets.values[r]).collect(),
             state,
         })
@@ -237,6 +241,7 @@ impl<'a> Training<'a> {
         }
         self.step += 1;
         let secs = ts.elapsed().as_secs_f64();
+        self.governor.record(padded_tokens(&seqs), secs);
         self.log.write(&LogRecord::Step(StepRecord {
             epoch,
             step: self.step,

@@ -7,6 +7,8 @@
 //! folder (`lipo finetune --ensemble`), tch and `ort` time its first member alone and
 //! `ort-ensemble` the whole ensemble as one float16 graph, as shipped.
 
+pub mod train;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
