@@ -83,14 +83,24 @@ pub mod keys {
 /// lipo's shipped lipophilicity predictor inside the source tree (an ensemble bundle).
 pub const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/logd.lipo");
 
+/// Where `scripts/install.sh` puts the shipped predictor, relative to the installed `lipo`
+/// executable's folder.
+pub const INSTALLED_FROM_BIN: &str = "../share/lipo/logd.lipo";
+
 /// The bundle `lipo predict` and the bindings use when given none: `LIPO_DEFAULT_BUNDLE`
-/// when set, else the shipped predictor when it is present.
+/// when set, else the shipped predictor when it is present: installed beside the running
+/// executable ([`INSTALLED_FROM_BIN`]) or in the source tree this was built from.
 pub fn default_bundle() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("LIPO_DEFAULT_BUNDLE").filter(|p| !p.is_empty()) {
         return Some(p.into());
     }
-    let shipped = Path::new(SHIPPED);
-    shipped.join(MODEL).is_file().then(|| shipped.to_path_buf())
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(INSTALLED_FROM_BIN)));
+    installed
+        .into_iter()
+        .chain([PathBuf::from(SHIPPED)])
+        .find(|b| b.join(MODEL).is_file())
 }
 
 /// Whether `path` is a bundle folder (or the `model.onnx` of one).

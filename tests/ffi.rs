@@ -167,7 +167,8 @@ fn full_library() -> PathBuf {
     lib
 }
 
-/// The inference-only liblipo (ort, no libtorch), built on first use in target/infer-only.
+/// The inference-only liblipo (ort, no libtorch), built on first use in target/infer-only
+/// together with the light `lipo` front.
 fn inference_library() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
@@ -179,6 +180,8 @@ fn inference_library() -> PathBuf {
                 "build",
                 "--release",
                 "--lib",
+                "--bin",
+                "lipo",
                 "--no-default-features",
                 "--features",
                 "infer",
@@ -982,6 +985,14 @@ fn cpp_example_builds_from_an_installed_prefix_with_pkg_config() {
             .arg(&prefix)
             .arg(full_library()),
     );
+    // The installed front hands other commands to the full binary in libexec/lipo.
+    let out = check(
+        Command::new(prefix.join("bin/lipo"))
+            .arg("--version")
+            .env_remove("LIPO_FULL_EXE"),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "lipo 0.1.0");
+    assert!(prefix.join("libexec/lipo/lipo").is_file());
     let pc = prefix.join("lib/pkgconfig");
     let flags = check(
         Command::new("pkg-config")
@@ -1232,6 +1243,71 @@ fn inference_only_library_has_no_libtorch() {
         "inference-only {}: {:.1} MB",
         lib.display(),
         size as f64 / 1e6
+    );
+}
+
+/// The light `lipo` of the inference-only build: it predicts with a bundle without libtorch,
+/// exactly as the full binary does, and hands every other command to the full binary.
+#[test]
+fn light_front_predicts_without_libtorch_and_hands_over_the_rest() {
+    let f = fixture();
+    let light = inference_library().with_file_name("lipo");
+    let full = Path::new(env!("CARGO_BIN_EXE_lipo"));
+    let out = check(Command::new("readelf").arg("-d").arg(&light));
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    assert!(!dynamic.contains("libtorch"), "{dynamic}");
+    let input = f.dir.path().join("front.smi");
+    std::fs::write(&input, format!("{}\nnot_a_smiles\n", SMILES.join("\n"))).unwrap();
+    let predict = |exe: &Path| {
+        check(
+            Command::new(exe)
+                .args(["--threads", "1", "predict", "--model"])
+                .arg(&f.bundle)
+                .arg("--input")
+                .arg(&input)
+                .env_remove("LIPO_FULL_EXE"),
+        )
+        .stdout
+    };
+    let csv = String::from_utf8(predict(&light)).unwrap();
+    assert_eq!(csv, String::from_utf8(predict(full)).unwrap());
+    let values: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .take(SMILES.len())
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    for (v, e) in values.iter().zip(&f.expected) {
+        assert!((v - e).abs() < 1e-5, "{v} vs {e}");
+    }
+    assert!(
+        csv.contains("not_a_smiles,,") && csv.contains("invalid SMILES"),
+        "{csv}"
+    );
+    // Other commands run in the full binary, with their arguments and exit status.
+    let out = check(
+        Command::new(&light)
+            .arg("--version")
+            .env("LIPO_FULL_EXE", full),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "lipo 0.1.0");
+    let out = run(Command::new(&light)
+        .args(["finetune", "--epochs", "0"])
+        .env("LIPO_FULL_EXE", full));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap's usage error of the full binary"
+    );
+    // Without a full binary, the front says what it is and where it looked.
+    let out = run(Command::new(&light)
+        .args(["finetune", "--data", "x.csv"])
+        .env_remove("LIPO_FULL_EXE"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("inference-only front") && err.contains("libexec/lipo/lipo"),
+        "{err}"
     );
 }
 

@@ -130,14 +130,3 @@ impl Drop for CliMonitor {
         }
     }
 }
-
-/// Log lines (tracing) on standard error, filtered by `LIPO_LOG` (default: warn).
-pub(crate) fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIPO_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-}

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+#[cfg(feature = "train")]
 use lipo::model::Model;
+#[cfg(feature = "train")]
 use lipo::peft::LoadModel;
 
 #[derive(Args)]
@@ -43,6 +45,7 @@ struct Row {
 }
 
 impl Row {
+    #[cfg(feature = "train")]
     fn plain(value: f64) -> Row {
         Row { value, trust: None }
     }
@@ -139,14 +142,20 @@ pub(crate) fn predict(a: PredictArgs, threads: i32) -> Result<()> {
     if lipo::bundle::is_bundle(&path) {
         return predict_bundle(&a, &path, threads);
     }
+    predict_model_dir(&a, &path)
+}
+
+/// `predict` on a model folder, through tch.
+#[cfg(feature = "train")]
+fn predict_model_dir(a: &PredictArgs, path: &std::path::Path) -> Result<()> {
     let device = lipo::device::parse(&a.device)?;
-    let model = Model::load(&path, device)?;
+    let model = Model::load(path, device)?;
     let label = model
         .meta
         .label_name
         .clone()
         .unwrap_or_else(|| "prediction".into());
-    write_predictions(&a, &path, &label, false, |smiles| {
+    write_predictions(a, path, &label, false, |smiles| {
         let encoded: Vec<_> = smiles
             .iter()
             .map(|s| model.tokenizer.encode(s).map_err(|e| e.to_string()))
@@ -163,6 +172,16 @@ pub(crate) fn predict(a: PredictArgs, threads: i32) -> Result<()> {
             .map(|e| e.map(|_| Row::plain(preds.next().expect("one prediction per molecule"))))
             .collect())
     })
+}
+
+/// `predict` on a model folder needs libtorch, which the inference-only build leaves out.
+#[cfg(not(feature = "train"))]
+fn predict_model_dir(_: &PredictArgs, path: &std::path::Path) -> Result<()> {
+    anyhow::bail!(
+        "{} is not an exported bundle (lipo.json + model.onnx); this lipo is the \
+         inference-only build, which predicts with bundles only (`lipo export` makes one)",
+        path.display()
+    )
 }
 
 /// `predict` on an exported bundle, through ONNX Runtime.
