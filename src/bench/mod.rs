@@ -62,6 +62,10 @@ pub struct BenchRow {
     pub molecules_per_s: f64,
     /// Seconds of every pass.
     pub passes: Vec<f64>,
+    /// Achieved GFLOP/s: the encoders' and heads' floating-point operations (every member of
+    /// an ensemble) per second at the median.
+    #[serde(default)]
+    pub gflops: f64,
 }
 
 /// The benchmark's results.
@@ -99,6 +103,70 @@ pub struct BenchReport {
     /// size.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub speedup_ensemble: Vec<(usize, f64)>,
+    /// Floating-point operations of one model on the mean molecule ([`flops`]), in MFLOP.
+    #[serde(default)]
+    pub mflop_per_molecule: f64,
+    /// The yardstick: GFLOP/s of plain matrix products of the encoder's shapes at the mean
+    /// length (tch, `threads` threads, [`gemm_gflops`]).
+    #[serde(default)]
+    pub gemm_gflops: f64,
+}
+
+/// Floating-point operations of one MoLFormer with a sequence head on a molecule of `t`
+/// tokens: per block the fused QKV, output, and feed-forward products (2·t·h·(3h + h + 2i))
+/// plus the random-feature linear attention (8·t·h·m), then the head's two dense layers.
+pub fn flops(c: &crate::model::Config, t: usize) -> f64 {
+    let (t, h, i, m) = (
+        t as f64,
+        c.hidden_size as f64,
+        c.intermediate_size as f64,
+        c.num_random_features as f64,
+    );
+    let block = 2.0 * t * h * (4.0 * h + 2.0 * i) + 8.0 * t * h * m;
+    c.num_hidden_layers as f64 * block + 4.0 * h * h + 2.0 * h
+}
+
+/// GFLOP/s of the encoder's matrix products alone, `[t, h]·[h, 3h]`, `[t, h]·[h, h]`,
+/// `[t, h]·[h, i]` and `[t, i]·[i, h]` (one molecule of `t` tokens at batch 1), run through
+/// tch on the current thread count for about `seconds`: the limit of the machine at these
+/// shapes, beside which the engines' GFLOP/s read.
+pub fn gemm_gflops(c: &crate::model::Config, t: usize, seconds: f64) -> f64 {
+    use tch::{Kind, Tensor};
+    let (h, i, t) = (
+        c.hidden_size as i64,
+        c.intermediate_size as i64,
+        t.max(1) as i64,
+    );
+    let opts = (Kind::Float, tch::Device::Cpu);
+    let x = Tensor::randn([t, h], opts);
+    let xi = Tensor::randn([t, i], opts);
+    let shapes = [
+        (&x, Tensor::randn([h, 3 * h], opts)),
+        (&x, Tensor::randn([h, h], opts)),
+        (&x, Tensor::randn([h, i], opts)),
+        (&xi, Tensor::randn([i, h], opts)),
+    ];
+    let per_round: f64 = shapes
+        .iter()
+        .map(|(a, w)| 2.0 * (a.size()[0] * a.size()[1] * w.size()[1]) as f64)
+        .sum();
+    let round = || {
+        for (a, w) in &shapes {
+            let _ = std::hint::black_box(a.matmul(w));
+        }
+    };
+    for _ in 0..20 {
+        round();
+    }
+    let t0 = Instant::now();
+    let mut rounds = 0usize;
+    while t0.elapsed().as_secs_f64() < seconds {
+        for _ in 0..50 {
+            round();
+        }
+        rounds += 50;
+    }
+    per_round * rounds as f64 / t0.elapsed().as_secs_f64() / 1e9
 }
 
 /// Molecules per turn when the engines take turns (rounded to whole batches).
@@ -131,6 +199,7 @@ fn row(engine: &str, batch_size: usize, molecules: usize, passes: Vec<f64>) -> B
         seconds,
         molecules_per_s: molecules as f64 / seconds.max(1e-12),
         passes,
+        gflops: 0.0,
     }
 }
 
@@ -169,13 +238,33 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
         ort.push(("ort-ensemble", Predictor::open(&bundle, &opts)?));
     }
     let (passes, diffs) = measure(cfg, &model, &ort, &seqs)?;
+    let mflop = seqs
+        .iter()
+        .map(|s| flops(&model.config, s.len()))
+        .sum::<f64>()
+        / n.max(1) as f64
+        / 1e6;
+    let members = match &ensemble_dir {
+        Some(dir) => (0..)
+            .take_while(|&k| crate::model::ensemble_files::member_model(dir, k).is_dir())
+            .count(),
+        None => 1,
+    };
+    let gemm = gemm_gflops(&model.config, mean_tokens.round() as usize, 2.0);
     let names: Vec<&str> = std::iter::once("tch")
         .chain(ort.iter().map(|(name, _)| *name))
         .collect();
     let mut rows = Vec::new();
     for (e, per_bs) in passes.into_iter().enumerate() {
         for (b, p) in per_bs.into_iter().enumerate() {
-            rows.push(row(names[e], cfg.batch_sizes[b], n, p));
+            let mut r = row(names[e], cfg.batch_sizes[b], n, p);
+            let copies = if names[e] == "ort-ensemble" {
+                members
+            } else {
+                1
+            };
+            r.gflops = r.molecules_per_s * mflop * copies as f64 / 1e3;
+            rows.push(r);
         }
     }
     let max_abs_diff = diffs[0].0;
@@ -210,6 +299,8 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<BenchReport> {
         max_abs_diff_int8: int8.map(|d| d.0),
         rms_diff_int8: int8.map(|d| d.1),
         speedup_ensemble,
+        mflop_per_molecule: mflop,
+        gemm_gflops: gemm,
     })
 }
 
@@ -368,6 +459,20 @@ pub fn table(r: &BenchReport) -> String {
         s.push('\n');
     }
     s.push_str(&format!("max |ort - tch| = {:.2e}\n", r.max_abs_diff));
+    s.push_str(&format!(
+        "{:.0} MFLOP per molecule and model; achieved GFLOP/s at batch {}: {}; plain GEMM of the \
+         same shapes (tch, {} threads): {:.1} GFLOP/s\n",
+        r.mflop_per_molecule,
+        r.speedup.first().map_or(0, |x| x.0),
+        r.rows
+            .iter()
+            .filter(|x| Some(x.batch_size) == r.speedup.first().map(|x| x.0))
+            .map(|x| format!("{} {:.1}", x.engine, x.gflops))
+            .collect::<Vec<_>>()
+            .join(", "),
+        r.threads,
+        r.gemm_gflops
+    ));
     if !r.speedup_ensemble.is_empty() {
         s.push_str("tch and ort: the ensemble's first member alone; ort-ensemble: every member, one float16 graph\n");
     }
