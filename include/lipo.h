@@ -372,6 +372,29 @@ enum LipoStatus lipo_train(const char *config_json,
  */
 enum LipoStatus lipo_export(const char *model_dir, const char *out_path);
 
+/**
+ * Explains the prediction of `smiles` by the model in `model_dir` (a trained model folder,
+ * e.g. `RUN_DIR/model`): the `top` training molecules of the run in `run_dir` with the
+ * largest positive and negative influence on it (Koh & Liang, LiSSA inverse-HVP over the
+ * last encoder layer and the head), and its `top` nearest training molecules by embedding.
+ * The training gradients are cached in `RUN_DIR/explain/` on first use.
+ *
+ * On success `*json` receives `{"smiles", "prediction", "label_name", "params",
+ * "training_molecules", "projection", "lissa_scale", "lissa_converged", "positive": [{"row",
+ * "smiles", "label", "influence", "removal_shift"}], "negative": [...], "neighbours":
+ * [{"row", "smiles", "label", "distance"}]}`; free it with `lipo_string_free`. Returns
+ * `LIPO_STATUS_UNSUPPORTED` in the inference-only build.
+ *
+ * # Safety
+ * `model_dir`, `run_dir` and `smiles` are NUL-terminated strings; `json` points to writable
+ * storage for a string pointer.
+ */
+enum LipoStatus lipo_explain(const char *model_dir,
+                             const char *run_dir,
+                             const char *smiles,
+                             size_t top,
+                             char **json);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

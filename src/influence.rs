@@ -200,9 +200,14 @@ impl Examples {
 
 /// Mean squared error (standardised units) of `model` on `rows` of `ex`, in eval mode.
 fn loss(model: &Model, ex: &Examples, rows: &[usize]) -> Result<Tensor> {
-    let dev = model.device();
     let y: Vec<f32> = rows.iter().map(|&r| ex.targets[r] as f32).collect();
-    let y = Tensor::from_slice(&y).to_device(dev);
+    let y = Tensor::from_slice(&y).to_device(model.device());
+    Ok(outputs(model, ex, rows)?.mse_loss(&y, Reduction::Mean))
+}
+
+/// The model's outputs `[rows]` (standardised units) on `rows` of `ex`, in eval mode.
+fn outputs(model: &Model, ex: &Examples, rows: &[usize]) -> Result<Tensor> {
+    let dev = model.device();
     let head = model
         .head
         .as_ref()
@@ -248,7 +253,7 @@ fn loss(model: &Model, ex: &Examples, rows: &[usize]) -> Result<Tensor> {
             head.forward(&crate::model::molformer::masked_mean(&h, &mask), false)
         }
     };
-    Ok(pred.squeeze_dim(-1).mse_loss(&y, Reduction::Mean))
+    Ok(pred.squeeze_dim(-1))
 }
 
 /// A parameter-shaped vector (one tensor per selected parameter).
@@ -283,6 +288,19 @@ pub fn gradient(
         }
     }
     Ok(acc)
+}
+
+/// Gradient of the model's output (standardised units) on example `row` of `ex`: how its
+/// prediction moves with the parameters.
+pub fn output_gradient(
+    model: &Model,
+    params: &[(String, Tensor)],
+    ex: &Examples,
+    row: usize,
+) -> Result<ParamVec> {
+    let ts: Vec<&Tensor> = params.iter().map(|(_, t)| t).collect();
+    let out = outputs(model, ex, &[row])?.sum(Kind::Float);
+    Ok(Tensor::run_backward(&[out], &ts, false, false))
 }
 
 /// Hessian-vector product H·v of the mean loss over `rows`, by double back-propagation.

@@ -21,6 +21,8 @@ pub mod dedupe;
 #[cfg(feature = "train")]
 pub mod device;
 pub mod error;
+#[cfg(feature = "train")]
+pub mod explain;
 #[cfg(feature = "export")]
 pub mod export;
 pub mod ffi;

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// The process-wide policy: libtorch's thread count is a process-wide setting too.
-static POLICY: Mutex<Policy> = Mutex::new(Policy::Adaptive { max: 0 });
+static POLICY: Mutex<Policy> = Mutex::new(Policy::Unset);
 
 /// Seconds of steps that make one timing window.
 pub const WINDOW_SECONDS: f64 = 1.0;
@@ -22,8 +22,14 @@ pub const WINDOW_SECONDS: f64 = 1.0;
 pub const REPROBE_SECONDS: f64 = 60.0;
 
 /// How training chooses its CPU thread count.
+///
+/// Float rounding in libtorch's parallel kernels depends on the thread count, so only a fixed
+/// count makes a resumed run repeat an uninterrupted one bit for bit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
+    /// Nobody chose: training keeps libtorch's current count (the library's default; the
+    /// command line and the C ABI choose).
+    Unset,
     /// Exactly this many threads (the user asked for it, e.g. `--threads 1`).
     Fixed(usize),
     /// Up to `max` threads (0: all cores), chosen by measured throughput while training.
@@ -38,6 +44,7 @@ impl Policy {
     pub fn max_threads(self) -> usize {
         match self {
             Policy::Fixed(n) => n.max(1),
+            Policy::Unset => tch::get_num_threads().max(1) as usize,
             Policy::Adaptive { max: 0 } => cores(),
             Policy::Adaptive { max } => max,
         }
@@ -47,7 +54,7 @@ impl Policy {
     pub fn candidates(self) -> Vec<usize> {
         let max = self.max_threads();
         match self {
-            Policy::Fixed(_) => vec![max],
+            Policy::Fixed(_) | Policy::Unset => vec![max],
             Policy::Adaptive { .. } => {
                 let mut c = vec![max];
                 if max >= 4 {
@@ -72,10 +79,12 @@ pub fn cores() -> usize {
 /// Sets the process-wide policy and libtorch's thread count to its largest allowed value.
 pub fn set_policy(policy: Policy) {
     *POLICY.lock().unwrap_or_else(|e| e.into_inner()) = policy;
-    tch::set_num_threads(policy.max_threads() as i32);
+    if policy != Policy::Unset {
+        tch::set_num_threads(policy.max_threads() as i32);
+    }
 }
 
-/// The process-wide policy (adaptive over all cores unless [`set_policy`] said otherwise).
+/// The process-wide policy ([`Policy::Unset`] until [`set_policy`]).
 pub fn policy() -> Policy {
     *POLICY.lock().unwrap_or_else(|e| e.into_inner())
 }

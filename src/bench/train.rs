@@ -154,14 +154,16 @@ pub fn run(init: &Path, seqs: &[Vec<u32>], seconds: f64) -> Result<TrainBench> {
             setting: match policy {
                 Policy::Fixed(1) => "--threads 1".into(),
                 Policy::Fixed(n) => format!("--threads {n}"),
-                Policy::Adaptive { .. } => format!("default (adaptive, up to {cores})"),
+                Policy::Adaptive { .. } | Policy::Unset => {
+                    format!("default (adaptive, up to {cores})")
+                }
             },
             busy,
             mols_per_s: rate,
             final_threads: last,
         });
     }
-    threads::set_policy(default);
+    threads::set_policy(Policy::Unset);
     let rate = |i: usize| out[i].mols_per_s;
     Ok(TrainBench {
         cores,

@@ -34,6 +34,9 @@ enum Cmd {
     Mlm(cli::mlm::MlmArgs),
     /// Influence of external labelled molecules on validation loss (Task 2, LiSSA).
     Influence(cli::influence::InfluenceArgs),
+    /// The training molecules a prediction rests on: largest positive and negative influence
+    /// (LiSSA), and the nearest training molecules by embedding.
+    Explain(cli::explain::ExplainArgs),
     /// Select external molecules from influence scores.
     Select(cli::influence::SelectArgs),
     /// Table 1 of the study: random init vs pre-trained vs pre-trained + domain MLM, over seeds.
@@ -79,6 +82,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Mlm(a) => cli::mlm::mlm(a),
         Cmd::Influence(a) => cli::influence::influence(a),
         Cmd::Select(a) => cli::influence::select(a),
+        Cmd::Explain(a) => cli::explain::explain(a),
         Cmd::CompareMlm(a) => cli::mlm::compare_mlm(a),
         Cmd::CompareInfluence(a) => cli::table2::compare_influence(a),
         Cmd::ComparePeft(a) => cli::peft::compare_peft(a, cli.threads),

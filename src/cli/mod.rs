@@ -11,6 +11,8 @@ pub mod enumerate;
 #[cfg(feature = "train")]
 pub mod evaluate;
 #[cfg(feature = "train")]
+pub mod explain;
+#[cfg(feature = "train")]
 pub mod export;
 #[cfg(feature = "train")]
 pub mod finetune;

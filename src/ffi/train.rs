@@ -111,3 +111,70 @@ fn export(_model: &std::path::Path, _out: &std::path::Path) -> Result<()> {
         "export needs lipo built with the `export` feature".into(),
     ))
 }
+
+/// Explains the prediction of `smiles` by the model in `model_dir` (a trained model folder,
+/// e.g. `RUN_DIR/model`): the `top` training molecules of the run in `run_dir` with the
+/// largest positive and negative influence on it (Koh & Liang, LiSSA inverse-HVP over the
+/// last encoder layer and the head), and its `top` nearest training molecules by embedding.
+/// The training gradients are cached in `RUN_DIR/explain/` on first use.
+///
+/// On success `*json` receives `{"smiles", "prediction", "label_name", "params",
+/// "training_molecules", "projection", "lissa_scale", "lissa_converged", "positive": [{"row",
+/// "smiles", "label", "influence", "removal_shift"}], "negative": [...], "neighbours":
+/// [{"row", "smiles", "label", "distance"}]}`; free it with `lipo_string_free`. Returns
+/// `LIPO_STATUS_UNSUPPORTED` in the inference-only build.
+///
+/// # Safety
+/// `model_dir`, `run_dir` and `smiles` are NUL-terminated strings; `json` points to writable
+/// storage for a string pointer.
+#[no_mangle]
+pub unsafe extern "C" fn lipo_explain(
+    model_dir: *const c_char,
+    run_dir: *const c_char,
+    smiles: *const c_char,
+    top: usize,
+    json: *mut *mut c_char,
+) -> LipoStatus {
+    guard(|| {
+        if json.is_null() {
+            return Err(Error::param("json", "is NULL"));
+        }
+        *json = std::ptr::null_mut();
+        let model = str_arg(model_dir, "model_dir")?;
+        let run = str_arg(run_dir, "run_dir")?;
+        let smiles = str_arg(smiles, "smiles")?;
+        let text = explain(model.as_ref(), run.as_ref(), smiles, top)?;
+        *json = owned_string(&text);
+        Ok(())
+    })
+}
+
+#[cfg(feature = "train")]
+fn explain(
+    model: &std::path::Path,
+    run: &std::path::Path,
+    smiles: &str,
+    top: usize,
+) -> Result<String> {
+    use crate::explain::{ExplainConfig, Explainer};
+    let cfg = ExplainConfig {
+        top,
+        ..ExplainConfig::default()
+    };
+    let mut quiet = |_: &crate::progress::Event| true;
+    let explainer = Explainer::open(model, run, &cfg, tch::Device::Cpu, &mut quiet)?;
+    let e = explainer.explain(smiles)?;
+    serde_json::to_string(&e).map_err(|e| Error::Training(format!("explanation: {e}")))
+}
+
+#[cfg(not(feature = "train"))]
+fn explain(
+    _model: &std::path::Path,
+    _run: &std::path::Path,
+    _smiles: &str,
+    _top: usize,
+) -> Result<String> {
+    Err(Error::Unsupported(
+        "explain needs lipo built with the `train` feature (libtorch)".into(),
+    ))
+}

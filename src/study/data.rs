@@ -5,8 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Result};
 
 /// The environment variable naming the folder that holds both tables.
@@ -87,12 +85,7 @@ pub fn data_dir_from_env() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// Hex SHA-256 of a file.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let digest = Sha256::digest(&bytes);
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
-}
+pub use crate::fsutil::sha256_file;
 
 /// Downloads `url` to `dest` with `curl` (or `wget`), and installs it only when its SHA-256
 /// is `sha256`. A download with another hash is kept as `dest` + `.download` and reported

@@ -66,6 +66,10 @@ pub struct FinetuneConfig {
     /// Augmented training molecules stay random writings.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub canonical: bool,
+    /// Rows of the table (0-based) left out of training after the split is made; validation
+    /// and test keep theirs. Retraining checks of `lipo explain` use it (absent: none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude_rows: Vec<usize>,
 }
 
 /// How the learning rate changes over a run's steps (over `epochs`, even when `patience`
@@ -184,6 +188,7 @@ impl Default for FinetuneConfig {
             augment: 0.0,
             tta: 0,
             canonical: false,
+            exclude_rows: Vec::new(),
         }
     }
 }

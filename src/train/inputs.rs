@@ -53,6 +53,15 @@ impl Inputs {
             Some(f) => Split::fold(n, f.split_seed, cfg.test_frac, f.index, f.count)?,
             None => Split::new(n, cfg.seed, cfg.test_frac, cfg.valid_frac)?,
         };
+        if !cfg.exclude_rows.is_empty() {
+            if let Some(&r) = cfg.exclude_rows.iter().find(|&&r| r >= n) {
+                return Err(Error::param(
+                    "exclude_rows",
+                    format!("row {r} is beyond the table's {n} rows"),
+                ));
+            }
+            split.train.retain(|r| !cfg.exclude_rows.contains(r));
+        }
         if split.valid.is_empty() {
             return Err(Error::param(
                 "valid_frac",

@@ -15,6 +15,7 @@ mod common;
 
 mod cli;
 mod experiments;
+mod explain;
 mod influence;
 mod mlm;
 mod model;
