@@ -89,7 +89,7 @@ fn fixture() -> &'static Fixture {
 }
 
 struct Ensemble {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     bundle: PathBuf,
     /// ONNX Runtime predictions of SMILES through the Rust API, with sd and domain.
     expected: Vec<Prediction>,
@@ -144,7 +144,7 @@ fn ensemble() -> &'static Ensemble {
             .collect();
         let info = p.info().ensemble.clone().expect("an ensemble bundle");
         Ensemble {
-            _dir: dir,
+            dir,
             bundle,
             expected,
             info,
@@ -1244,6 +1244,80 @@ fn inference_only_library_has_no_libtorch() {
         lib.display(),
         size as f64 / 1e6
     );
+}
+
+/// `lipo_explain` on a member of the tiny ensemble (a run folder with its model): the JSON of
+/// an explanation, and status codes for bad input.
+#[test]
+fn explain_through_the_c_abi() {
+    let e = ensemble();
+    let run = lipo::model::ensemble_files::member_dir(&e.dir.path().join("ens"), 0);
+    let model = lipo::model::ensemble_files::member_model(&e.dir.path().join("ens"), 0);
+    let (model_c, run_c) = (
+        cstring(model.to_str().unwrap()),
+        cstring(run.to_str().unwrap()),
+    );
+    let mut json: *mut c_char = std::ptr::null_mut();
+    let _g = common::lock();
+    let status = unsafe {
+        lipo_explain(
+            model_c.as_ptr(),
+            run_c.as_ptr(),
+            cstring("c1ccccc1CCO").as_ptr(),
+            3,
+            &mut json,
+        )
+    };
+    assert_eq!(status, LipoStatus::Ok, "{}", last_error());
+    let text = unsafe { CStr::from_ptr(json) }
+        .to_str()
+        .unwrap()
+        .to_string();
+    unsafe { lipo_string_free(json) };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["smiles"], "c1ccccc1CCO");
+    assert!(v["prediction"].as_f64().unwrap().is_finite());
+    assert_eq!(v["neighbours"].as_array().unwrap().len(), 3);
+    let listed = v["positive"].as_array().unwrap().len() + v["negative"].as_array().unwrap().len();
+    assert!((1..=6).contains(&listed), "{text}");
+    // Bad input: an invalid SMILES, a missing run folder, a NULL output.
+    let status = unsafe {
+        lipo_explain(
+            model_c.as_ptr(),
+            run_c.as_ptr(),
+            cstring("C1CC").as_ptr(),
+            3,
+            &mut json,
+        )
+    };
+    assert_eq!(status, LipoStatus::InvalidSmiles);
+    assert!(json.is_null() && last_error().contains("C1CC"));
+    let missing = cstring("/nonexistent/run");
+    let status = unsafe {
+        lipo_explain(
+            model_c.as_ptr(),
+            missing.as_ptr(),
+            cstring("CCO").as_ptr(),
+            3,
+            &mut json,
+        )
+    };
+    assert_ne!(status, LipoStatus::Ok);
+    assert!(
+        last_error().contains("/nonexistent/run"),
+        "{}",
+        last_error()
+    );
+    let status = unsafe {
+        lipo_explain(
+            model_c.as_ptr(),
+            run_c.as_ptr(),
+            cstring("CCO").as_ptr(),
+            3,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(status, LipoStatus::InvalidArgument);
 }
 
 /// The light `lipo` of the inference-only build: it predicts with a bundle without libtorch,

@@ -89,6 +89,10 @@ pub(crate) struct FinetuneArgs {
     /// and, recorded in the model, every prediction); augmented molecules stay random writings
     #[arg(long)]
     canonical: bool,
+    /// Table rows (0-based, comma-separated) to leave out of training after the split;
+    /// validation and test keep theirs (e.g. to check `lipo explain` by retraining).
+    #[arg(long, value_delimiter = ',')]
+    exclude_rows: Vec<usize>,
 }
 
 fn parse_schedule(s: &str) -> std::result::Result<lipo::train::LrSchedule, String> {
@@ -138,6 +142,7 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
                     weight_decay: a.weight_decay,
                     test_frac: a.test_frac,
                     canonical: a.canonical,
+                    exclude_rows: a.exclude_rows.clone(),
                     ..FinetuneConfig::default()
                 },
                 a.epochs,
