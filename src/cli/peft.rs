@@ -195,6 +195,12 @@ pub struct ComparePeftArgs {
     /// A tenth of every method's epochs and one seed: a smoke test.
     #[arg(long)]
     quick: bool,
+    /// Learning rates to search for each PEFT method, comma-separated (e.g.
+    /// 1e-4,3e-4,1e-3,3e-3): per seed, the rate whose best epoch has the lowest validation
+    /// loss is kept and the table reports its test metrics; the grid goes in comparison.md.
+    /// Default: the study's presets.
+    #[arg(long, value_delimiter = ',')]
+    lr_search: Vec<f64>,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -293,6 +299,7 @@ pub fn compare_peft(a: ComparePeftArgs, threads: Option<i32>) -> Result<()> {
                 epochs: a.epochs,
                 peft_epochs: None,
                 quick: a.quick,
+                lr_search: a.lr_search.clone(),
             }
         }
     };

@@ -173,6 +173,7 @@ impl StudyConfig {
             epochs: None,
             peft_epochs: self.peft_epochs,
             quick: false,
+            lr_search: Vec::new(),
         }
     }
 

@@ -68,6 +68,48 @@ pub struct CompareConfig {
     pub peft_epochs: Option<usize>,
     /// A tenth of each method's epochs (at least one): a smoke test, not a result.
     pub quick: bool,
+    /// Learning rates to search for each PEFT method (empty: the presets). Each method trains
+    /// at every rate on every seed (runs in `OUT/<method>/lr-<rate>/seed-<s>/`); the rate
+    /// whose best epoch has the lowest validation loss is chosen per seed, and the row reports
+    /// the test metrics of the chosen runs. Full fine-tuning keeps its own rate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lr_search: Vec<f64>,
+}
+
+/// One run of a learning-rate search: what the choice may look at (validation) and, for the
+/// record, where it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchPoint {
+    /// Seed of the run.
+    pub seed: u64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Validation loss at the run's best epoch (the training objective).
+    pub valid_loss: f64,
+    /// The best epoch.
+    pub best_epoch: usize,
+    /// Whether this rate was chosen for its seed.
+    pub chosen: bool,
+}
+
+/// For each seed of `points`, the index of the point with the lowest validation loss (the
+/// smaller rate on a tie; a non-finite loss never wins). Test metrics never enter.
+pub fn choose_rates(points: &[SearchPoint]) -> Vec<usize> {
+    let mut seeds: Vec<u64> = points.iter().map(|p| p.seed).collect();
+    seeds.dedup();
+    seeds
+        .into_iter()
+        .filter_map(|seed| {
+            (0..points.len())
+                .filter(|&i| points[i].seed == seed && points[i].valid_loss.is_finite())
+                .min_by(|&a, &b| {
+                    points[a]
+                        .valid_loss
+                        .total_cmp(&points[b].valid_loss)
+                        .then(points[a].lr.total_cmp(&points[b].lr))
+                })
+        })
+        .collect()
 }
 
 /// One method of the comparison with its resolved settings.
@@ -176,6 +218,9 @@ pub struct MethodRow {
     pub best_epochs: Vec<usize>,
     /// Run folders.
     pub runs: Vec<PathBuf>,
+    /// With a learning-rate search: every run of the grid, the chosen ones marked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<SearchPoint>,
 }
 
 /// The comparison's results.
@@ -281,14 +326,18 @@ pub fn compare_in(
     let mut rows = Vec::new();
     let mut floor_reports = Vec::new();
     for method in cfg.methods() {
-        let mut reports = Vec::new();
-        let mut dirs = Vec::new();
-        for &seed in &cfg.seeds {
-            let dir = out.join(&method.name).join(format!("seed-{seed}"));
-            let r = runner.run(&cfg.run_of(&method, seed), &dir)?;
-            reports.push(r);
-            dirs.push(dir);
-        }
+        let (reports, dirs, search) = if method.peft.is_some() && !cfg.lr_search.is_empty() {
+            search_rates(cfg, &method, out, runner)?
+        } else {
+            let mut reports = Vec::new();
+            let mut dirs = Vec::new();
+            for &seed in &cfg.seeds {
+                let dir = out.join(&method.name).join(format!("seed-{seed}"));
+                reports.push(runner.run(&cfg.run_of(&method, seed), &dir)?);
+                dirs.push(dir);
+            }
+            (reports, dirs, Vec::new())
+        };
         if floor_reports.is_empty() {
             floor_reports = reports.clone();
         }
@@ -319,6 +368,7 @@ pub fn compare_in(
             best_epochs: reports.iter().map(|r| r.best_epoch).collect(),
             runs: dirs,
             method,
+            search,
         });
     }
     let floor = spreads(&floor_reports, true)?;
@@ -335,6 +385,63 @@ pub fn compare_in(
     crate::fsutil::write_atomic(&summary.join(files::TABLE_MD), markdown(&cmp).as_bytes())?;
     figures(&cmp, summary)?;
     Ok(cmp)
+}
+
+/// Runs `method` at every rate of the search on every seed and keeps, per seed, the run the
+/// validation rows choose ([`choose_rates`]): its reports and folders in seed order, and the
+/// whole grid.
+fn search_rates(
+    cfg: &CompareConfig,
+    method: &Method,
+    out: &Path,
+    runner: &mut dyn Runner,
+) -> Result<(Vec<FinetuneReport>, Vec<PathBuf>, Vec<SearchPoint>)> {
+    if let Some(bad) = cfg.lr_search.iter().find(|r| !(r.is_finite() && **r > 0.0)) {
+        return Err(Error::param(
+            "lr_search",
+            format!("{bad} is not a positive learning rate"),
+        ));
+    }
+    let mut points = Vec::new();
+    let mut runs = Vec::new();
+    for &seed in &cfg.seeds {
+        for &lr in &cfg.lr_search {
+            let m = Method {
+                lr,
+                ..method.clone()
+            };
+            let dir = out
+                .join(&method.name)
+                .join(format!("lr-{lr:e}"))
+                .join(format!("seed-{seed}"));
+            let r = runner.run(&cfg.run_of(&m, seed), &dir)?;
+            let valid_loss = r
+                .history
+                .iter()
+                .find(|e| e.epoch == r.best_epoch)
+                .map_or(f64::NAN, |e| e.valid_loss);
+            points.push(SearchPoint {
+                seed,
+                lr,
+                valid_loss,
+                best_epoch: r.best_epoch,
+                chosen: false,
+            });
+            runs.push((r, dir));
+        }
+    }
+    let chosen = choose_rates(&points);
+    if chosen.len() != cfg.seeds.len() {
+        return Err(Error::Training(format!(
+            "{}: no rate of the search reached a finite validation loss on every seed",
+            method.name
+        )));
+    }
+    for &i in &chosen {
+        points[i].chosen = true;
+    }
+    let (reports, dirs) = chosen.iter().map(|&i| runs[i].clone()).unzip();
+    Ok((reports, dirs, points))
 }
 
 fn differences(task: Task, rows: &[MethodRow]) -> Vec<String> {
@@ -404,11 +511,21 @@ pub fn markdown(c: &Comparison) -> String {
             .parameters
             .map(|p| format!("{:.3} %", p.trainable_percent()))
             .unwrap_or_default();
+        let lr = if r.search.is_empty() {
+            format!("{:e}", r.method.lr)
+        } else {
+            let chosen: Vec<String> = r
+                .search
+                .iter()
+                .filter(|p| p.chosen)
+                .map(|p| format!("{:e}", p.lr))
+                .collect();
+            format!("chosen: {}", chosen.join(" / "))
+        };
         s.push_str(&format!(
-            "| {} | {} | {:e} | {} | {} |",
+            "| {} | {} | {lr} | {} | {} |",
             r.method.name,
             r.method.epochs,
-            r.method.lr,
             human(r.trainable),
             share
         ));
@@ -457,10 +574,55 @@ pub fn markdown(c: &Comparison) -> String {
              positive at probability ≥ 0.5; ROC-AUC from the probabilities.\n",
         );
     }
+    s.push_str(&search_markdown(c));
     if !c.differences.is_empty() {
         s.push('\n');
         for d in &c.differences {
             s.push_str(&format!("- {d}\n"));
+        }
+    }
+    s
+}
+
+/// The learning-rate grid of every searched method: validation loss at the best epoch (and
+/// the best epoch) per rate and seed, the chosen rate of each seed in bold.
+fn search_markdown(c: &Comparison) -> String {
+    let searched: Vec<&MethodRow> = c.rows.iter().filter(|r| !r.search.is_empty()).collect();
+    if searched.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\nLearning rates chosen on validation: each rate's validation loss at its best epoch \
+         (best epoch in brackets); the chosen rate of each seed in bold. Test metrics play no \
+         part in the choice.\n\n| method | lr |",
+    );
+    for seed in &c.seeds {
+        s.push_str(&format!(" seed {seed} |"));
+    }
+    s.push_str(&format!("\n|---|---|{}\n", "---|".repeat(c.seeds.len())));
+    for r in searched {
+        let mut rates: Vec<f64> = r.search.iter().map(|p| p.lr).collect();
+        rates.sort_by(f64::total_cmp);
+        rates.dedup();
+        for lr in rates {
+            s.push_str(&format!("| {} | {lr:e} |", r.method.name));
+            for seed in &c.seeds {
+                let cell = r
+                    .search
+                    .iter()
+                    .find(|p| p.seed == *seed && p.lr == lr)
+                    .map(|p| {
+                        let v = format!("{:.4} ({})", p.valid_loss, p.best_epoch);
+                        if p.chosen {
+                            format!("**{v}**")
+                        } else {
+                            v
+                        }
+                    })
+                    .unwrap_or_default();
+                s.push_str(&format!(" {cell} |"));
+            }
+            s.push('\n');
         }
     }
     s
@@ -622,6 +784,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rates_are_chosen_by_validation_loss_per_seed() {
+        let p = |seed, lr, valid_loss| SearchPoint {
+            seed,
+            lr,
+            valid_loss,
+            best_epoch: 1,
+            chosen: false,
+        };
+        let points = [
+            p(0, 1e-4, 0.50),
+            p(0, 1e-3, 0.40),
+            p(0, 3e-3, f64::NAN),
+            p(1, 1e-4, 0.30),
+            p(1, 1e-3, 0.30),
+            p(1, 3e-3, 0.90),
+        ];
+        assert_eq!(
+            choose_rates(&points),
+            vec![1, 3],
+            "lowest loss; the smaller rate on a tie"
+        );
+        assert!(choose_rates(&[p(0, 1e-3, f64::INFINITY)]).is_empty());
+    }
+
+    #[test]
     fn presets_and_quick_epochs() {
         let cfg = CompareConfig {
             data: "x.csv".into(),
@@ -635,6 +822,7 @@ mod tests {
             epochs: None,
             peft_epochs: None,
             quick: false,
+            lr_search: Vec::new(),
         };
         let m = cfg.methods();
         let got: Vec<(String, usize, f64)> =

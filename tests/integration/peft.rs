@@ -336,6 +336,7 @@ fn compare_peft_writes_table_json_and_figures_and_reuses_runs() {
         epochs: Some(1),
         peft_epochs: None,
         quick: false,
+        lr_search: Vec::new(),
     };
     let out = dir.path().join("cmp");
     let mut calls = 0;
@@ -365,4 +366,87 @@ fn compare_peft_writes_table_json_and_figures_and_reuses_runs() {
     .unwrap();
     assert!(t.elapsed().as_secs_f64() < 5.0);
     assert_eq!(again.rows[3].test[0].1, c.rows[3].test[0].1);
+}
+
+#[test]
+fn lr_search_chooses_by_validation_loss_never_by_test() {
+    use lipo::study::table3::{self as compare, CompareConfig};
+    let _g = lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 40);
+    let cfg = CompareConfig {
+        data: data.clone(),
+        table: TableOptions::default(),
+        init: InitFrom::Random(Box::new(Config::tiny())),
+        seeds: vec![0, 1],
+        task: Task::Regression,
+        binarize: None,
+        full: FinetuneConfig {
+            batch_size: 8,
+            ..FinetuneConfig::default()
+        },
+        lora: LoraConfig::default(),
+        epochs: Some(1),
+        peft_epochs: None,
+        quick: false,
+        lr_search: vec![1e-4, 1e-3, 1e-2],
+    };
+    // One real run gives a report; the runner varies its validation loss and test RMSE so
+    // that validation prefers 1e-3 (seed 0) and 1e-2 (seed 1) while test prefers 1e-4.
+    let base = train::finetune(
+        &cfg.run_of(&cfg.methods()[0], 0),
+        Device::Cpu,
+        &dir.path().join("base"),
+        &mut lipo::progress::Silent,
+    )
+    .unwrap();
+    let mut runner = |run: &FinetuneRun, _: &Path| {
+        let mut r = base.clone();
+        let (lr, seed) = (run.train.lr, run.train.seed);
+        let best = r.best_epoch;
+        let valid = match (seed, lr) {
+            (0, x) if x == 1e-3 => 0.2,
+            (1, x) if x == 1e-2 => 0.3,
+            _ => 0.9,
+        };
+        r.history.iter_mut().for_each(|e| {
+            if e.epoch == best {
+                e.valid_loss = valid;
+            }
+        });
+        r.test.rmse = if lr == 1e-4 { 0.1 } else { 1.0 };
+        r.seed = seed;
+        Ok(r)
+    };
+    let out = dir.path().join("cmp");
+    let c = compare::compare(&cfg, &out, &mut runner).unwrap();
+    for row in &c.rows[1..] {
+        let chosen: Vec<(u64, f64)> = row
+            .search
+            .iter()
+            .filter(|p| p.chosen)
+            .map(|p| (p.seed, p.lr))
+            .collect();
+        assert_eq!(chosen, [(0, 1e-3), (1, 1e-2)], "{}", row.method.name);
+        assert_eq!(row.search.len(), 6);
+        let rmse = &row.test.iter().find(|(n, _)| n == "rmse").unwrap().1;
+        assert!(
+            (rmse.mean - 1.0).abs() < 1e-12,
+            "the chosen runs' test RMSE"
+        );
+    }
+    assert!(
+        c.rows[0].search.is_empty(),
+        "full fine-tuning keeps its rate"
+    );
+    let md = std::fs::read_to_string(out.join("comparison.md")).unwrap();
+    assert!(md.contains("chosen: 1e-3 / 1e-2"), "{md}");
+    assert!(
+        md.contains("**0.2000 (") && md.contains("**0.3000 ("),
+        "{md}"
+    );
+    let json = std::fs::read_to_string(out.join("comparison.json")).unwrap();
+    assert!(json.contains("\"chosen\": true"), "{json}");
 }
