@@ -244,6 +244,14 @@ pub fn ensure_not_input(output: &Path, inputs: &[&Path], setting: &str) -> Resul
     Ok(())
 }
 
+/// Hex SHA-256 of a file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let digest = Sha256::digest(&bytes);
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,12 +326,4 @@ mod tests {
         assert!(ensure_not_input(&link, &[&p], "out").is_err());
         assert!(ensure_not_input(&d.path().join("z"), &[&p], "out").is_ok());
     }
-}
-
-/// Hex SHA-256 of a file.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let digest = Sha256::digest(&bytes);
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
 }

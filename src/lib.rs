@@ -15,7 +15,7 @@ pub mod augment;
 pub mod bench;
 pub mod bundle;
 #[cfg(feature = "train")]
-pub mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod data;
 pub mod dedupe;
 #[cfg(feature = "train")]
@@ -33,7 +33,7 @@ pub mod infer;
 pub mod influence;
 #[cfg(feature = "train")]
 pub mod job;
-pub mod memory;
+pub(crate) mod memory;
 pub mod metrics;
 #[cfg(feature = "train")]
 pub mod mlm;
@@ -41,7 +41,7 @@ pub mod model;
 #[cfg(feature = "train")]
 pub mod optim;
 pub mod peft;
-pub mod plot;
+pub(crate) mod plot;
 #[cfg(feature = "train")]
 pub mod predict;
 pub mod progress;
