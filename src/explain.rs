@@ -132,6 +132,18 @@ pub struct Explanation {
     pub neighbours: Vec<Neighbour>,
 }
 
+/// The influence of every training molecule on one prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    /// I(z, x) per training molecule (label units), in the order of
+    /// [`Explainer::training_rows`].
+    pub influence: Vec<f64>,
+    /// LiSSA's scale.
+    pub lissa_scale: f64,
+    /// Whether LiSSA settled.
+    pub lissa_converged: bool,
+}
+
 /// A model, the training set of its run, and the cached training gradients: answers
 /// [`Explainer::explain`] for any number of queries.
 pub struct Explainer {
@@ -297,42 +309,20 @@ impl Explainer {
         self.rows.len()
     }
 
+    /// Table rows of the training molecules, in the order of [`Scores::influence`].
+    pub fn training_rows(&self) -> &[usize] {
+        &self.rows
+    }
+
     /// Explains the prediction of `smiles`: the training molecules with the largest positive
     /// and negative influence on it, and its nearest training molecules by embedding.
     pub fn explain(&self, smiles: &str) -> Result<Explanation> {
         let ids = self.model.tokenizer.encode(smiles)?;
-        let sd = self.model.meta.label_sd;
-        let query = Examples::prepare(
-            &self.model,
-            &self.cfg.params,
-            std::slice::from_ref(&ids),
-            &[0.0],
-        )?;
-        let grad_f: ParamVec = influence::output_gradient(&self.model, &self.params, &query, 0)?
-            .into_iter()
-            .map(|g| g * sd)
-            .collect();
-        let solved = influence::lissa(
-            &self.model,
-            &self.params,
-            &self.train,
-            &grad_f,
-            &self.cfg.lissa,
-        )?;
-        let s = self.sketch.apply(&solved.value);
-        // I(z, x) = −sᵀ∇ℓ(z) for every training molecule at once.
-        let scores: Vec<f64> = Vec::<f64>::try_from(
-            self.gradients
-                .matmul(&s.unsqueeze(1))
-                .squeeze_dim(1)
-                .neg()
-                .to_kind(Kind::Double),
-        )?;
-        if let Some(bad) = scores.iter().find(|v| !v.is_finite()) {
-            return Err(Error::Training(format!(
-                "an influence on {smiles:?} came out {bad}"
-            )));
-        }
+        let Scores {
+            influence: scores,
+            lissa_scale,
+            lissa_converged,
+        } = self.scores_of(smiles, &ids)?;
         let n = self.rows.len() as f64;
         let attribution = |i: usize| {
             let rec = &self.data.records[self.rows[i]];
@@ -375,11 +365,59 @@ impl Explainer {
             projection: self
                 .sketch
                 .projection(self.params.iter().map(|(_, t)| t.numel()).sum()),
-            lissa_scale: solved.scale,
-            lissa_converged: solved.converged,
+            lissa_scale,
+            lissa_converged,
             positive,
             negative,
             neighbours: self.neighbours(&ids, top)?,
+        })
+    }
+
+    /// The `k` training molecules nearest to `smiles` by pooled embedding, closest first.
+    pub fn nearest(&self, smiles: &str, k: usize) -> Result<Vec<Neighbour>> {
+        let ids = self.model.tokenizer.encode(smiles)?;
+        self.neighbours(&ids, k)
+    }
+
+    /// I(z, x) of every training molecule z on the prediction of `smiles`, in the order of
+    /// [`Explainer::training_rows`].
+    pub fn scores(&self, smiles: &str) -> Result<Scores> {
+        let ids = self.model.tokenizer.encode(smiles)?;
+        self.scores_of(smiles, &ids)
+    }
+
+    fn scores_of(&self, smiles: &str, ids: &[u32]) -> Result<Scores> {
+        let query = Examples::prepare(&self.model, &self.cfg.params, &[ids.to_vec()], &[0.0])?;
+        let sd = self.model.meta.label_sd;
+        let grad_f: ParamVec = influence::output_gradient(&self.model, &self.params, &query, 0)?
+            .into_iter()
+            .map(|g| g * sd)
+            .collect();
+        let solved = influence::lissa(
+            &self.model,
+            &self.params,
+            &self.train,
+            &grad_f,
+            &self.cfg.lissa,
+        )?;
+        let s = self.sketch.apply(&solved.value);
+        // I(z, x) = −sᵀ∇ℓ(z) for every training molecule at once.
+        let influence: Vec<f64> = Vec::<f64>::try_from(
+            self.gradients
+                .matmul(&s.unsqueeze(1))
+                .squeeze_dim(1)
+                .neg()
+                .to_kind(Kind::Double),
+        )?;
+        if let Some(bad) = influence.iter().find(|v| !v.is_finite()) {
+            return Err(Error::Training(format!(
+                "an influence on {smiles:?} came out {bad}"
+            )));
+        }
+        Ok(Scores {
+            influence,
+            lissa_scale: solved.scale,
+            lissa_converged: solved.converged,
         })
     }
 

@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use lipo::explain::{ExplainConfig, Explainer, Explanation};
 use lipo::influence::ParamSet;
+use lipo::peft::LoadModel;
 
 #[derive(Args)]
 pub(crate) struct ExplainArgs {
@@ -46,6 +47,15 @@ pub(crate) struct ExplainArgs {
     json: Option<PathBuf>,
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Check the explanations by retraining, into this folder: for each molecule, retrain the
+    /// run (same seed and settings) without its --remove top-influence training molecules,
+    /// without its --remove nearest neighbours, and without --remove random ones, and compare
+    /// how the prediction moves (OUT/check.md, OUT/check.json; resumable).
+    #[arg(long)]
+    check: Option<PathBuf>,
+    /// Training molecules left out per retrain of --check.
+    #[arg(long, default_value_t = 10)]
+    remove: usize,
 }
 
 pub(crate) fn explain(a: ExplainArgs) -> Result<()> {
@@ -80,6 +90,28 @@ pub(crate) fn explain(a: ExplainArgs) -> Result<()> {
     let device = lipo::device::parse(&a.device)?;
     let mut monitor = super::monitor::CliMonitor::new();
     let explainer = Explainer::open(&a.model, &a.run, &cfg, device, &mut monitor)?;
+    if let Some(out) = &a.check {
+        let model = lipo::model::Model::load(&a.model, device)?;
+        let mut runner = |run: &lipo::train::FinetuneRun, dir: &std::path::Path| {
+            if let Some(done) = lipo::train::finished_record(run, dir)? {
+                return Ok(done);
+            }
+            eprintln!("retraining into {}", dir.display());
+            lipo::train::finetune(run, device, dir, &mut monitor)
+        };
+        let r = lipo::study::explain_check::check(
+            &explainer,
+            &model,
+            &a.run,
+            &smiles,
+            a.remove,
+            out,
+            &mut runner,
+        )?;
+        print!("{}", lipo::study::explain_check::markdown(&r));
+        eprintln!("wrote {}", out.join("check.md").display());
+        return Ok(());
+    }
     let mut all = Vec::new();
     for s in &smiles {
         let e = explainer.explain(s)?;

@@ -13,6 +13,7 @@
 pub mod best;
 pub mod data;
 pub mod estimate;
+pub mod explain_check;
 pub mod report;
 pub mod summary;
 pub mod table1;

@@ -147,6 +147,32 @@ fn removing_the_top_influence_molecule_moves_the_prediction_as_predicted() {
     let written: Vec<lipo::explain::Explanation> =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(written[0].positive[0].row, row);
+    // The retraining check: three retrains, the influence group moves the way it predicted.
+    let check_dir = dir.path().join("check");
+    let mut runner = |run: &lipo::train::FinetuneRun, out: &Path| {
+        train::finetune(run, Device::Cpu, out, &mut Silent)
+    };
+    let r = lipo::study::explain_check::check(
+        &explainer,
+        &model,
+        &full,
+        &[QUERY.to_string()],
+        2,
+        &check_dir,
+        &mut runner,
+    )
+    .unwrap();
+    let q = &r.queries[0];
+    assert_eq!(q.removals.len(), 3);
+    let by_influence = &q.removals[0];
+    assert_eq!(by_influence.group, "influence");
+    assert!(by_influence.rows.contains(&row));
+    assert!(
+        by_influence.predicted_shift < 0.0 && by_influence.actual_shift < 0.0,
+        "{q:?}"
+    );
+    assert_eq!(r.groups[0].sign_agreement, 1.0);
+    assert!(check_dir.join("check.md").is_file() && check_dir.join("check.json").is_file());
     // Bad input names itself.
     let err = match explainer.explain("C1CC") {
         Err(e) => e.to_string(),
