@@ -872,16 +872,27 @@ fn check_default_ensemble(cmd: impl Fn() -> Command) {
     assert_eq!(out.status.code(), Some(1), "{err}");
     check_detail_output(&out.stdout, &e.expected);
     assert!(err.contains("invalid SMILES \"not_a_smiles\""), "{err}");
-    let shipped = Path::new(lipo::bundle::SHIPPED).join("model.onnx");
-    if !shipped.is_file() {
-        let out = run(cmd().arg("CCO").env_remove("LIPO_DEFAULT_BUNDLE"));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(
-            out.stdout.is_empty() && err.contains("LIPO_DEFAULT_BUNDLE"),
-            "{err}"
-        );
-    }
+    // Without LIPO_DEFAULT_BUNDLE: the shipped predictor, with its sd and domain.
+    let out = run(cmd().arg("CCO").env_remove("LIPO_DEFAULT_BUNDLE"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = text.trim_end().split('\t').collect();
+    assert_eq!(fields[0], "CCO", "{text}");
+    assert!(
+        fields[1].contains(" ± ") && fields[2].ends_with("domain"),
+        "{text}"
+    );
+    // A default that is not there is a clear error.
+    let out = run(cmd()
+        .arg("CCO")
+        .env("LIPO_DEFAULT_BUNDLE", "/nonexistent/x.lipo"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        out.stdout.is_empty() && err.contains("/nonexistent/x.lipo"),
+        "{err}"
+    );
 }
 
 /// Runs a predict example on SMILES plus `not_a_smiles`: predictions on standard output, the

@@ -773,3 +773,95 @@ fn canonical_models_give_one_prediction_per_molecule() {
         }
     }
 }
+
+/// The committed predictor `models/logd.lipo`: a canonical float16 ensemble of at most 30 MB
+/// that opens from the source tree, reports its recipe's numbers, gives every writing of a
+/// molecule one answer, and is what `lipo predict` uses without `--model`. Its predictions
+/// are snapshot-tested, so a changed bundle shows up in review.
+#[test]
+fn shipped_bundle_predicts_out_of_the_box() {
+    let shipped = Path::new(lipo::bundle::SHIPPED);
+    assert!(
+        shipped.join("model.onnx").is_file(),
+        "{} is missing: export it with `bash scripts/ensemble.sh export`",
+        shipped.display()
+    );
+    let size: u64 = std::fs::read_dir(shipped)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(size <= 30_000_000, "{size} bytes");
+    let p = Predictor::open(
+        shipped,
+        &PredictorOptions {
+            threads: 1,
+            ..PredictorOptions::default()
+        },
+    )
+    .unwrap();
+    let info = p.info();
+    assert!(info.canonical);
+    let e = info.ensemble.clone().expect("an ensemble");
+    assert_eq!(e.members, 5);
+    assert!(e.training_molecules >= 4000, "{e:?}");
+    assert!(
+        e.out_of_fold_rmse > 0.3 && e.out_of_fold_rmse < 1.0,
+        "{e:?}"
+    );
+    assert!(e.sd_scale > 0.0 && e.domain_threshold > 0.0, "{e:?}");
+    let molecules = [
+        "CCO",
+        "c1ccccc1",
+        "CC(=O)Nc1ccc(O)cc1",
+        "Cn1c(CN2CCN(CC2)c3ccc(Cl)cc3)nc4ccccc14",
+        "OC(=O)[C@@H](Cc1ccc(O)cc1)NC(=O)c2ccccc2",
+    ];
+    let got = p.predict_detail(&molecules).unwrap();
+    let rows: Vec<String> = molecules
+        .iter()
+        .zip(&got)
+        .map(|(s, g)| {
+            let g = g.as_ref().unwrap();
+            format!(
+                "{s}: {:.3} ± {:.3}, domain {:.3} ({})",
+                g.value,
+                g.sd.unwrap(),
+                g.domain.unwrap(),
+                if g.in_domain.unwrap() { "in" } else { "out" }
+            )
+        })
+        .collect();
+    insta::assert_snapshot!("shipped_bundle_predictions", rows.join("\n"));
+    // Other writings of paracetamol: one answer.
+    let writings = [
+        "CC(=O)Nc1ccc(O)cc1",
+        "Oc1ccc(NC(C)=O)cc1",
+        "c1cc(O)ccc1NC(=O)C",
+    ];
+    let v: Vec<f64> = p
+        .predict(&writings)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(v.iter().all(|x| (x - v[0]).abs() < 1e-6), "{v:?}");
+    // `lipo predict` without --model uses it.
+    let mut child = lipo_cmd()
+        .args(["--threads", "1", "predict", "--input", "-"])
+        .env_remove("LIPO_DEFAULT_BUNDLE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"CCO\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    let line = text.lines().nth(1).unwrap();
+    let value: f64 = line.split(',').nth(2).unwrap().parse().unwrap();
+    assert!(
+        (value - got[0].as_ref().unwrap().value).abs() < 1e-5,
+        "{text}"
+    );
+}
