@@ -99,7 +99,7 @@ pub fn check(
     let mut checks = Vec::new();
     for (q, smiles) in queries.iter().enumerate() {
         let ids = model.tokenizer.encode(smiles)?;
-        let prediction = crate::predict::predict(model, &[ids.clone()], 1)?[0];
+        let prediction = crate::predict::predict(model, std::slice::from_ref(&ids), 1)?[0];
         let scores = explainer.scores(smiles)?.influence;
         let mut by_influence: Vec<usize> = (0..rows.len()).collect();
         by_influence.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
@@ -134,7 +134,7 @@ pub fn check(
             let dir = out.join(format!("q{q}")).join(group);
             runner.run(&retrain, &dir)?;
             let retrained = Model::load(&dir.join(files::MODEL), model.device())?;
-            let after = crate::predict::predict(&retrained, &[ids.clone()], 1)?[0];
+            let after = crate::predict::predict(&retrained, std::slice::from_ref(&ids), 1)?[0];
             removals.push(Removal {
                 group: group.to_string(),
                 rows: left_out,
