@@ -33,6 +33,7 @@ pub mod infer;
 pub mod influence;
 #[cfg(feature = "train")]
 pub mod job;
+#[cfg(feature = "train")]
 pub(crate) mod memory;
 pub mod metrics;
 #[cfg(feature = "train")]
@@ -41,6 +42,7 @@ pub mod model;
 #[cfg(feature = "train")]
 pub mod optim;
 pub mod peft;
+#[cfg(feature = "train")]
 pub(crate) mod plot;
 #[cfg(feature = "train")]
 pub mod predict;
