@@ -137,13 +137,21 @@ fn ring_number(s: &str, i: usize, c: u8) -> Result<(usize, usize), SmilesError> 
 }
 
 /// The symbol of a ring bond written `closing` at its second label and `opening` at its
-/// first: either one, or both when they agree (or are both directional).
+/// first: either one, or both when they agree. The bond is stored from the opening atom to
+/// the closing one, so a `/` or `\` written at the closing label (which reads from the
+/// closing atom back to the opening one) is stored flipped; written at both labels, the
+/// closing one counts (as RDKit reads it).
 fn ring_bond_symbol(
     s: &str,
     label: &str,
     closing: Option<(char, usize)>,
     opening: Option<(char, usize)>,
 ) -> Result<Option<char>, SmilesError> {
+    let flip = |c: char| match c {
+        '/' => '\\',
+        '\\' => '/',
+        other => other,
+    };
     match (closing, opening) {
         (Some((x, x_at)), Some((y, y_at)))
             if x != y && !(is_directional(x) && is_directional(y)) =>
@@ -161,7 +169,7 @@ fn ring_bond_symbol(
                 ),
             ))
         }
-        (x, y) => Ok(x.or(y).map(|(ch, _)| ch)),
+        (x, y) => Ok(x.map(|(c, _)| flip(c)).or(y.map(|(c, _)| c))),
     }
 }
 

@@ -83,9 +83,9 @@ pub fn graph_key(smiles: &str) -> Option<u64> {
 /// The canonical SMILES of `smiles` ([`Molecule::canonical_smiles`]): one string for every
 /// writing of the same molecule (same atom texts, bonds and stereo). When the molecule
 /// cannot be rewritten, `smiles` comes back unchanged, so such a molecule keeps the form it
-/// was given in: directional bonds on ring closures, extended chirality such as `@TH1`, a
-/// `.` inside a branch (see [`Molecule::randomizable`]), a writing that would need more than
-/// 99 ring numbers or put a `/`, `\` on a ring closure. Errors when `smiles` is not valid.
+/// was given in: extended chirality such as `@TH1`, a `.` inside a branch (see
+/// [`Molecule::randomizable`]), or a writing that would need more than 99 ring numbers.
+/// Errors when `smiles` is not valid.
 pub fn canonical(smiles: &str) -> Result<String, SmilesError> {
     let molecule = Molecule::parse(smiles)?;
     Ok(molecule

@@ -18,9 +18,12 @@
 //! `/` or `\` of each double-bond system as `/` (turning the system's other marks with it,
 //! which keeps the molecule), so that `F/C=C/F` and `F\C=C\F` give one string.
 //!
+//! A `/` or `\` on a ring closure is written at the opening label, read from the opening
+//! atom (the parser stores a mark written at the closing label flipped, as RDKit reads it).
+//!
 //! Declined ([`Molecule::random_smiles`] and [`Molecule::canonical_smiles`] return `None`):
-//! directional bonds on ring closures, extended chirality (`@TH1`, `@SP2`, …), a `.` inside
-//! a branch, and writings that would need more than 99 ring closures open at once.
+//! extended chirality (`@TH1`, `@SP2`, …), a `.` inside a branch, and writings that would
+//! need more than 99 ring closures open at once.
 //!
 //! The random stream is part of the contract: for the same seed the output is the same, byte
 //! for byte, as the writer this replaces (resumed training runs depend on it). Do not change
@@ -94,10 +97,6 @@ impl Molecule {
                 .atoms
                 .iter()
                 .all(|a| a.chirality.is_none_or(Chirality::is_tetrahedral_shorthand))
-            && self
-                .bonds
-                .iter()
-                .all(|b| !(b.ring_closure && b.symbol.is_some_and(is_directional)))
     }
 
     /// A SMILES of the same molecule starting at a random atom, with neighbours visited in
@@ -119,9 +118,8 @@ impl Molecule {
     /// between atoms that are not both aromatic and `:` between aromatic atoms are dropped,
     /// each double-bond system's first mark is written `/`, and a centre whose mark means
     /// nothing (two alike end atoms: `C[C@@H](C)O`) is written `@`. `None` when the
-    /// molecule is not [`Molecule::randomizable`], when the writing would need more than 99
-    /// ring numbers, or when it would put a `/` or `\` on a ring closure (possible where
-    /// such bonds lie in rings: the walk takes them first, so rarely).
+    /// molecule is not [`Molecule::randomizable`], or when the writing would need more than 99
+    /// ring numbers.
     pub fn canonical_smiles(&self) -> Option<String> {
         self.canonical_writing().map(|(smiles, _)| smiles)
     }
@@ -138,8 +136,7 @@ impl Molecule {
 
     /// One depth-first writing in the order `order` gives: the SMILES and its atoms in
     /// written order, or `None` past 99 ring numbers. When `tidy` (the canonical writer), bond
-    /// symbols the implicit bond means anyway are dropped, and `None` when a `/` or `\` bond
-    /// would be written as a ring closure.
+    /// symbols the implicit bond means anyway are dropped.
     fn write_walk(&self, order: &mut impl WalkOrder, tidy: bool) -> Option<(String, Vec<usize>)> {
         let n = self.atoms.len();
         let mut walk = Walk {
@@ -159,9 +156,6 @@ impl Molecule {
                 walk.visit(start, order);
                 roots.push(start);
             }
-        }
-        if tidy && walk.marked_ring_closure() {
-            return None;
         }
         let mut out = String::with_capacity(self.smiles.len() + 8);
         let mut written = Vec::with_capacity(n);
@@ -384,15 +378,6 @@ impl Walk<'_> {
                 stack.push(entered);
             }
         }
-    }
-
-    /// Whether a bond with `/` or `\` became a ring closure.
-    fn marked_ring_closure(&self) -> bool {
-        self.m
-            .bonds
-            .iter()
-            .zip(&self.ring_bond)
-            .any(|(b, &ring)| ring && b.symbol.is_some_and(is_directional))
     }
 
     /// The symbol of `bond` to write: as written, or none where `tidy` drops it.

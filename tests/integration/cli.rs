@@ -286,7 +286,7 @@ fn enumerate_writes_random_smiles_of_the_same_molecules() {
     let data = dir.path().join("d.csv");
     std::fs::write(
         &data,
-        "smiles,exp\nCC(=O)Nc1ccc(O)cc1,0.5\nC[C@H](N)C(=O)O,-1.0\nC/1=C/CCCCC1,2.0\n",
+        "smiles,exp\nCC(=O)Nc1ccc(O)cc1,0.5\nC[C@H](N)C(=O)O,-1.0\nF[C@TH1](Cl)(Br)I,2.0\n",
     )
     .unwrap();
     let out = dir.path().join("variants.csv");
@@ -313,8 +313,8 @@ fn enumerate_writes_random_smiles_of_the_same_molecules() {
             "{r:?}"
         );
     }
-    // The ring with stereo marks on its closure is repeated as given.
-    assert!(rows[8..].iter().all(|r| r[3] == "C/1=C/CCCCC1"));
+    // The centre with an extended chirality class is repeated as given.
+    assert!(rows[8..].iter().all(|r| r[3] == "F[C@TH1](Cl)(Br)I"));
     assert!(rows[..4].iter().any(|r| r[3] != r[1]));
 }
 

@@ -147,13 +147,7 @@ fn double_bond_marks_follow_the_writing_direction() {
 
 #[test]
 fn declines_what_it_cannot_rewrite_without_drawing() {
-    for smiles in [
-        "C/1=C/CCCCC1",
-        "C1=C/CCCCC/1",
-        "F[C@TH1](Cl)(Br)I",
-        "F[C@SP1](Cl)(Br)I",
-        "C(.C)C",
-    ] {
+    for smiles in ["F[C@TH1](Cl)(Br)I", "F[C@SP1](Cl)(Br)I", "C(.C)C"] {
         let m = Molecule::parse(smiles).unwrap_or_else(|e| panic!("{smiles}: {e}"));
         assert!(!m.randomizable(), "{smiles}");
         let mut rng = SplitMix64::new(5);
