@@ -155,6 +155,8 @@ pub struct Explainer {
     rows: Vec<usize>,
     train: Examples,
     sketch: Sketch,
+    /// How the training gradients are stored (reported with each explanation).
+    projection: Projection,
     /// Training gradients of the loss, one row per training molecule, as stored `[n, dim]`.
     gradients: Tensor,
     /// Pooled embeddings of the training molecules `[n, hidden]`.
@@ -291,8 +293,10 @@ impl Explainer {
                 c
             }
         };
+        let projection = sketch.projection(parameters);
         Ok(Explainer {
             model,
+            projection,
             cfg: cfg.clone(),
             params,
             data,
@@ -362,9 +366,7 @@ impl Explainer {
                 .unwrap_or_else(|| "prediction".into()),
             params: self.cfg.params.to_string(),
             training_molecules: self.rows.len(),
-            projection: self
-                .sketch
-                .projection(self.params.iter().map(|(_, t)| t.numel()).sum()),
+            projection: self.projection.clone(),
             lissa_scale,
             lissa_converged,
             positive,

@@ -313,21 +313,15 @@ fn old_run_json_without_new_fields_still_reads() {
     assert!("average".parse::<Binarize>().is_err());
 }
 
-#[test]
-fn compare_peft_writes_table_json_and_figures_and_reuses_runs() {
-    use lipo::study::table3::{self as compare, CompareConfig};
-    let _g = lock();
-    tch::set_num_threads(1);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("toy.csv");
-    write_toy_table(&data, 50);
-    let cfg = CompareConfig {
+/// A one-epoch regression comparison of a random tiny model on `data`, seeds 0 and 1.
+fn tiny_comparison(data: std::path::PathBuf) -> lipo::study::table3::CompareConfig {
+    lipo::study::table3::CompareConfig {
         data,
         table: TableOptions::default(),
         init: InitFrom::Random(Box::new(Config::tiny())),
         seeds: vec![0, 1],
-        task: Task::Classification,
-        binarize: Some(Binarize::Mean),
+        task: Task::Regression,
+        binarize: None,
         full: FinetuneConfig {
             batch_size: 8,
             ..FinetuneConfig::default()
@@ -337,6 +331,21 @@ fn compare_peft_writes_table_json_and_figures_and_reuses_runs() {
         peft_epochs: None,
         quick: false,
         lr_search: Vec::new(),
+    }
+}
+
+#[test]
+fn compare_peft_writes_table_json_and_figures_and_reuses_runs() {
+    use lipo::study::table3::{self as compare, CompareConfig};
+    let _g = lock();
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 50);
+    let cfg = CompareConfig {
+        task: Task::Classification,
+        binarize: Some(Binarize::Mean),
+        ..tiny_comparison(data)
     };
     let out = dir.path().join("cmp");
     let mut calls = 0;
@@ -377,21 +386,8 @@ fn lr_search_chooses_by_validation_loss_never_by_test() {
     let data = dir.path().join("toy.csv");
     write_toy_table(&data, 40);
     let cfg = CompareConfig {
-        data: data.clone(),
-        table: TableOptions::default(),
-        init: InitFrom::Random(Box::new(Config::tiny())),
-        seeds: vec![0, 1],
-        task: Task::Regression,
-        binarize: None,
-        full: FinetuneConfig {
-            batch_size: 8,
-            ..FinetuneConfig::default()
-        },
-        lora: LoraConfig::default(),
-        epochs: Some(1),
-        peft_epochs: None,
-        quick: false,
         lr_search: vec![1e-4, 1e-3, 1e-2],
+        ..tiny_comparison(data)
     };
     // One real run gives a report; the runner varies its validation loss and test RMSE so
     // that validation prefers 1e-3 (seed 0) and 1e-2 (seed 1) while test prefers 1e-4.
