@@ -5,7 +5,9 @@
 //!   `[batch, sequence]`; output `prediction`: float32 `[batch]` in label units, or
 //!   probabilities for classification) with the [`keys`] below as metadata;
 //! - `tokenizer.json`: the tokenizer the model was trained with (its vocabulary hash is in the
-//!   graph's metadata and checked on opening);
+//!   graph's metadata and checked on opening); absent for a graph model, whose graph reads
+//!   molecule graphs (inputs [`io::ATOM_FEATURES`] …, metadata [`keys::INPUT`] `graph`) that
+//!   lipo makes from SMILES in Rust;
 //! - `lipo.json`: the model's [`ModelMeta`](crate::model::ModelMeta), for people and tools.
 //!
 //! A bundle is opened by the path of its folder (or of its `model.onnx`).
@@ -30,6 +32,21 @@ pub mod io {
     /// Float32 `[batch]`: label units (regression) or probability (classification); an
     /// ensemble's members' mean.
     pub const PREDICTION: &str = "prediction";
+    /// Graph models: float32 `[atoms, atom features]`, the atoms of all molecules stacked
+    /// ([`crate::graph::GraphArrays`]).
+    pub const ATOM_FEATURES: &str = "atom_features";
+    /// Graph models: float32 `[bonds, bond features]`, directed bonds (two per bond).
+    pub const BOND_FEATURES: &str = "bond_features";
+    /// Graph models: int64 `[bonds]`, the atom each directed bond leaves.
+    pub const BOND_SRC: &str = "bond_src";
+    /// Graph models: int64 `[bonds]`, the atom each directed bond enters.
+    pub const BOND_DST: &str = "bond_dst";
+    /// Graph models: int64 `[bonds]`, the reverse of each directed bond.
+    pub const BOND_REV: &str = "bond_rev";
+    /// Graph models: int64 `[atoms]`, the molecule of each atom.
+    pub const ATOM_MOL: &str = "atom_mol";
+    /// Graph models: float32 `[batch]`, the atoms of each molecule.
+    pub const MOL_ATOMS: &str = "mol_atoms";
     /// Ensembles only. Float32 `[batch]`: the members' sample sd times the calibration
     /// factor ([`super::keys::SD_SCALE`]).
     pub const PREDICTION_SD: &str = "prediction_sd";
@@ -65,6 +82,11 @@ pub mod keys {
     /// `true` when SMILES are written in lipo's canonical form before they are encoded
     /// (absent: false).
     pub const CANONICAL: &str = "canonical";
+    /// `graph` when the graph reads molecule graphs ([`super::io::ATOM_FEATURES`] …) instead
+    /// of token ids (absent: tokens).
+    pub const INPUT: &str = "input";
+    /// Graph models: the atom and bond feature widths, `atoms,bonds` (checked on opening).
+    pub const GRAPH_FEATURES: &str = "graph_features";
     /// Ensembles: number of members.
     pub const MEMBERS: &str = "members";
     /// Ensembles: the factor already applied to the members' sd in `prediction_sd`.
@@ -122,15 +144,11 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
             "no such bundle (make one with lipo export)",
         ));
     }
-    for f in [MODEL, TOKENIZER] {
-        if !dir.join(f).is_file() {
-            return Err(Error::model(
-                &dir,
-                format!(
-                    "not a lipo bundle: no {f} (a bundle holds {MODEL}, {TOKENIZER} and {META})"
-                ),
-            ));
-        }
+    if !dir.join(MODEL).is_file() {
+        return Err(Error::model(
+            &dir,
+            format!("not a lipo bundle: no {MODEL} (a bundle holds {MODEL}, {TOKENIZER} and {META}; a graph model's has no {TOKENIZER})"),
+        ));
     }
     Ok(dir)
 }

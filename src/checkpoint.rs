@@ -11,9 +11,44 @@ use tch::{Device, Tensor};
 
 use crate::error::Result;
 use crate::fsutil;
+use crate::graph::GraphModel;
 use crate::model::Model;
 use crate::optim::Adam;
 use crate::peft::LoadModel;
+
+/// What a checkpoint keeps of a model: its folder, and its tensors by name to restore.
+pub(crate) trait Checkpointed {
+    /// Writes the model folder `dir`.
+    fn save_folder(&self, dir: &Path) -> Result<()>;
+    /// The model's tensors by name, to copy saved values into.
+    fn variables(&self) -> HashMap<String, Tensor>;
+    /// The tensors of the model folder `dir`, by name.
+    fn saved_variables(dir: &Path, device: Device) -> Result<HashMap<String, Tensor>>;
+}
+
+impl Checkpointed for Model {
+    fn save_folder(&self, dir: &Path) -> Result<()> {
+        self.save(dir)
+    }
+    fn variables(&self) -> HashMap<String, Tensor> {
+        self.vs.variables()
+    }
+    fn saved_variables(dir: &Path, device: Device) -> Result<HashMap<String, Tensor>> {
+        Ok(Model::load(dir, device)?.vs.variables())
+    }
+}
+
+impl Checkpointed for GraphModel {
+    fn save_folder(&self, dir: &Path) -> Result<()> {
+        self.save(dir)
+    }
+    fn variables(&self) -> HashMap<String, Tensor> {
+        self.vs.variables()
+    }
+    fn saved_variables(dir: &Path, device: Device) -> Result<HashMap<String, Tensor>> {
+        Ok(GraphModel::load(dir, device)?.vs.variables())
+    }
+}
 
 const STATE: &str = "state.json";
 const MODEL: &str = "model";
@@ -29,9 +64,14 @@ pub fn previous(dir: &Path) -> PathBuf {
 
 /// Writes `model`, `opt` and `state` into `dir`; the checkpoint it replaces becomes
 /// [`previous`] (replacing the one before).
-pub fn write<S: Serialize>(model: &Model, opt: &Adam, state: &S, dir: &Path) -> Result<()> {
+pub fn write<M: Checkpointed, S: Serialize>(
+    model: &M,
+    opt: &Adam,
+    state: &S,
+    dir: &Path,
+) -> Result<()> {
     let tmp = fsutil::staging_dir(dir, ".lipo-ckpt")?;
-    model.save(&tmp.path().join(MODEL))?;
+    model.save_folder(&tmp.path().join(MODEL))?;
     Tensor::write_safetensors(&opt.state(), tmp.path().join(OPTIMIZER))?;
     fsutil::write_json(&tmp.path().join(STATE), state)?;
     if dir.join(STATE).is_file() {
@@ -47,22 +87,21 @@ pub fn remove(dir: &Path) {
     }
 }
 
-fn restore_one<S: DeserializeOwned>(
+fn restore_one<M: Checkpointed, S: DeserializeOwned>(
     dir: &Path,
-    model: &Model,
+    model: &M,
     opt: &mut Adam,
     device: Device,
 ) -> Result<S> {
     let state = fsutil::read_json(&dir.join(STATE))?;
-    let saved = Model::load(&dir.join(MODEL), device)?;
+    let src = M::saved_variables(&dir.join(MODEL), device)?;
     let moments: HashMap<String, Tensor> = Tensor::read_safetensors(dir.join(OPTIMIZER))
         .map_err(|e| crate::Error::model(dir.join(OPTIMIZER), e.to_string()))?
         .into_iter()
         .map(|(n, t)| (n, t.to_device(device)))
         .collect();
-    let src = saved.vs.variables();
     tch::no_grad(|| {
-        for (name, mut t) in model.vs.variables() {
+        for (name, mut t) in model.variables() {
             if let Some(s) = src.get(&name) {
                 t.copy_(s);
             }
@@ -75,9 +114,9 @@ fn restore_one<S: DeserializeOwned>(
 /// Restores the checkpoint in `dir` into `model` and `opt` and returns its state, or `None`
 /// when there is none. A damaged newest checkpoint is set aside for [`previous`] (and when
 /// both are damaged the job starts over); `say` is told which, with the reason.
-pub fn restore<S: DeserializeOwned>(
+pub fn restore<M: Checkpointed, S: DeserializeOwned>(
     dir: &Path,
-    model: &Model,
+    model: &M,
     opt: &mut Adam,
     device: Device,
     say: &mut dyn FnMut(String),

@@ -27,6 +27,7 @@ pub mod explain;
 pub mod export;
 pub mod ffi;
 pub mod fsutil;
+pub mod graph;
 #[cfg(feature = "infer")]
 pub mod infer;
 #[cfg(feature = "train")]

@@ -22,6 +22,13 @@ pub(crate) struct FinetuneArgs {
     /// Start from this model folder (lipo's or Hugging Face's config.json + model.safetensors).
     #[arg(long, conflicts_with = "arch")]
     init: Option<PathBuf>,
+    /// molformer (the default: fine-tune --init or --arch) or graph: a directed
+    /// message-passing network (D-MPNN) over the molecule graph, from random weights, with
+    /// chemprop's recipe unless set: 50 epochs, batch 50, lr 1e-3, noam schedule.
+    #[arg(long, default_value = "molformer", value_parser = ["molformer", "graph"])]
+    model_kind: String,
+    #[command(flatten)]
+    graph: GraphArgs,
     /// Start from random weights of this size: tiny, small or xl.
     #[arg(long)]
     arch: Option<String>,
@@ -38,18 +45,20 @@ pub(crate) struct FinetuneArgs {
     /// Epochs (default 20, or the --peft method's preset).
     #[arg(long)]
     epochs: Option<usize>,
-    #[arg(long, default_value_t = 16)]
-    batch_size: usize,
-    /// Learning rate (default 1e-4, or the --peft method's preset).
+    /// Molecules per step (default 16; graph: 50).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning rate (default 1e-4, or the --peft method's preset; graph: 1e-3).
     #[arg(long)]
     lr: Option<f64>,
     /// Stop after this many epochs without a better validation loss.
     #[arg(long)]
     patience: Option<usize>,
-    /// Learning-rate schedule over the steps of --epochs: constant, linear (down to 0) or
-    /// cosine.
-    #[arg(long, default_value = "constant", value_parser = parse_schedule)]
-    lr_schedule: lipo::train::LrSchedule,
+    /// Learning-rate schedule over the steps of --epochs: constant (the default), linear
+    /// (down to 0), cosine, or noam (up from lr/10 over 4 % of the steps, then down to lr/10;
+    /// the default for graph).
+    #[arg(long, value_parser = parse_schedule)]
+    lr_schedule: Option<lipo::train::LrSchedule>,
     /// Draw fresh random attention features at every training step (the reference MoLFormer
     /// code's behaviour; a regulariser). Evaluation uses the stored features either way.
     #[arg(long)]
@@ -97,7 +106,51 @@ pub(crate) struct FinetuneArgs {
 
 fn parse_schedule(s: &str) -> std::result::Result<lipo::train::LrSchedule, String> {
     lipo::train::LrSchedule::parse(s)
-        .ok_or_else(|| format!("{s:?} is not constant, linear or cosine"))
+        .ok_or_else(|| format!("{s:?} is not constant, linear, cosine or noam"))
+}
+
+/// Sizes of a graph model (`--model-kind graph`); unset ones are chemprop's defaults.
+#[derive(Args)]
+pub(crate) struct GraphArgs {
+    /// Graph model: width of messages and atom vectors (300).
+    #[arg(long)]
+    graph_hidden: Option<usize>,
+    /// Graph model: message-passing steps (3).
+    #[arg(long)]
+    graph_depth: Option<usize>,
+    /// Graph model: dropout (0).
+    #[arg(long)]
+    graph_dropout: Option<f64>,
+    /// Graph model: atoms to molecule: mean, sum or norm (sum / 100, the default).
+    #[arg(long, value_parser = ["mean", "sum", "norm"])]
+    graph_aggregation: Option<String>,
+}
+
+impl GraphArgs {
+    /// The graph model these flags describe.
+    fn config(&self) -> lipo::graph::GraphConfig {
+        let d = lipo::graph::GraphConfig::default();
+        lipo::graph::GraphConfig {
+            hidden: self.graph_hidden.unwrap_or(d.hidden),
+            ffn_hidden: self.graph_hidden.unwrap_or(d.ffn_hidden),
+            depth: self.graph_depth.unwrap_or(d.depth),
+            dropout: self.graph_dropout.unwrap_or(d.dropout),
+            aggregation: match self.graph_aggregation.as_deref() {
+                Some("mean") => lipo::graph::Aggregation::Mean,
+                Some("sum") => lipo::graph::Aggregation::Sum,
+                _ => d.aggregation,
+            },
+            ..d
+        }
+    }
+
+    /// Whether any graph flag is set.
+    fn any(&self) -> bool {
+        self.graph_hidden.is_some()
+            || self.graph_depth.is_some()
+            || self.graph_dropout.is_some()
+            || self.graph_aggregation.is_some()
+    }
 }
 
 pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
@@ -108,6 +161,13 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
     {
         let run: EnsembleRun = lipo::fsutil::read_json(p)?;
         return finetune_ensemble(&run, &a);
+    }
+    let graph = a.model_kind == "graph";
+    if graph && (a.init.is_some() || a.arch.is_some()) {
+        anyhow::bail!("--model-kind graph starts from random weights; leave out --init and --arch");
+    }
+    if !graph && a.graph.any() {
+        anyhow::bail!("the --graph-* settings need --model-kind graph");
     }
     let run = match &a.config {
         Some(p) => lipo::fsutil::read_json::<FinetuneRun>(p)?,
@@ -120,6 +180,7 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
             }),
             table: a.table.options(),
             init: match (&a.init, &a.arch) {
+                _ if graph => InitFrom::Graph(Box::new(a.graph.config())),
                 (Some(dir), _) => InitFrom::Model(dir.clone()),
                 (None, Some(arch)) => InitFrom::Random(Box::new(Config::preset(arch)?)),
                 (None, None) => match lipo::model::default_model_dir() {
@@ -132,10 +193,14 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
             },
             train: a.peft.resolve(
                 FinetuneConfig {
-                    batch_size: a.batch_size,
+                    batch_size: a.batch_size.unwrap_or(if graph { 50 } else { 16 }),
                     patience: a.patience,
                     seed: a.seed,
-                    schedule: a.lr_schedule,
+                    schedule: a.lr_schedule.unwrap_or(if graph {
+                        lipo::train::LrSchedule::Noam
+                    } else {
+                        lipo::train::LrSchedule::Constant
+                    }),
                     redraw_features: a.redraw_features,
                     augment: a.augment,
                     tta: a.tta,
@@ -145,8 +210,8 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
                     exclude_rows: a.exclude_rows.clone(),
                     ..FinetuneConfig::default()
                 },
-                a.epochs,
-                a.lr,
+                a.epochs.or(graph.then_some(50)),
+                a.lr.or(graph.then_some(1e-3)),
             )?,
         },
     };
@@ -269,5 +334,9 @@ pub(crate) fn describe_init(init: &InitFrom) -> String {
             c.num_hidden_layers, c.hidden_size
         ),
         InitFrom::Model(p) => p.display().to_string(),
+        InitFrom::Graph(c) => format!(
+            "random init (graph model: D-MPNN, hidden {}, depth {})",
+            c.hidden, c.depth
+        ),
     }
 }

@@ -1,5 +1,6 @@
 //! One ONNX graph of a gathered K-fold ensemble (`lipo finetune --ensemble K`): every
-//! member's encoder and head side by side on the same inputs, then
+//! member's encoder and head side by side on the same inputs (token ids for MoLFormer
+//! members, molecule graphs for graph members), then
 //!
 //! - `prediction`: the members' mean;
 //! - `prediction_sd`: their sample sd times the calibration factor of the ensemble;
@@ -57,16 +58,53 @@ pub struct OutOfFold {
     pub rmse: f64,
 }
 
-/// One member: its settings, metadata and weights.
+/// What a member is.
+#[derive(Debug, Clone)]
+pub enum Architecture {
+    /// MoLFormer with its tokenizer.
+    Molformer {
+        /// Architecture.
+        config: Box<Config>,
+        /// Tokenizer.
+        tokenizer: Box<SmilesTokenizer>,
+    },
+    /// A graph model ([`crate::graph`]).
+    Graph(crate::graph::GraphConfig),
+}
+
+impl Architecture {
+    /// Whether `other` has the same architecture and vocabulary.
+    pub fn same_as(&self, other: &Architecture) -> bool {
+        match (self, other) {
+            (
+                Architecture::Molformer { config, tokenizer },
+                Architecture::Molformer {
+                    config: c2,
+                    tokenizer: t2,
+                },
+            ) => config == c2 && tokenizer.vocab_hash() == t2.vocab_hash(),
+            (Architecture::Graph(a), Architecture::Graph(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Width of the member's embedding (pooled encoder state, or molecule vector).
+    pub fn hidden(&self) -> usize {
+        match self {
+            Architecture::Molformer { config, .. } => config.hidden_size,
+            Architecture::Graph(c) => c.hidden,
+        }
+    }
+}
+
+/// One member: its architecture, metadata and weights.
 pub struct Member {
-    /// Architecture (the same for every member).
-    pub config: Config,
+    /// Architecture and tokenizer (the same for every member).
+    pub arch: Architecture,
     /// Task and label statistics of the member's own training rows.
     pub meta: ModelMeta,
     /// Its weights.
     pub weights: Weights,
-    /// Its tokenizer (the same vocabulary for every member).
-    pub tokenizer: SmilesTokenizer,
 }
 
 /// A gathered ensemble folder read for export.
@@ -93,19 +131,33 @@ pub fn read(dir: &Path) -> Result<EnsembleFolder> {
     let mut members = Vec::with_capacity(summary.members);
     for k in 0..summary.members {
         let model_dir = files::member_model(dir, k);
-        let (config, weights_path, tokenizer, _) = crate::model::read_folder(&model_dir)?;
+        let config_path = model_dir.join(crate::model::files::CONFIG);
+        let (arch, weights_path) = if crate::graph::GraphConfig::is_graph_config(&config_path) {
+            (
+                Architecture::Graph(crate::graph::GraphConfig::load(&config_path)?),
+                model_dir.join(crate::model::files::WEIGHTS),
+            )
+        } else {
+            let (config, weights_path, tokenizer, _) = crate::model::read_folder(&model_dir)?;
+            (
+                Architecture::Molformer {
+                    config: Box::new(config),
+                    tokenizer: Box::new(tokenizer),
+                },
+                weights_path,
+            )
+        };
         let meta: ModelMeta = crate::fsutil::read_json(&model_dir.join(crate::model::files::META))?;
         members.push(Member {
-            config,
+            arch,
             meta,
             weights: Weights::from_safetensors(&weights_path)?,
-            tokenizer,
         });
     }
     check_members(dir, &members)?;
     let domain_path = dir.join(files::DOMAIN);
     let mut domain = Weights::from_safetensors(&domain_path)?;
-    let h = members[0].config.hidden_size;
+    let h = members[0].arch.hidden();
     let embeddings = domain
         .take(files::EMBEDDINGS, &[summary.sizes[0], h])
         .map_err(|e| Error::model(&domain_path, e.to_string()))?
@@ -123,8 +175,7 @@ fn check_members(dir: &Path, members: &[Member]) -> Result<()> {
         return Err(Error::model(dir, "the ensemble has no members"));
     };
     for (k, m) in members.iter().enumerate().skip(1) {
-        let same = m.config == first.config
-            && m.tokenizer.vocab_hash() == first.tokenizer.vocab_hash()
+        let same = m.arch.same_as(&first.arch)
             && m.meta.task == first.meta.task
             && m.meta.tta == first.meta.tta;
         if !same {
@@ -141,26 +192,57 @@ fn check_members(dir: &Path, members: &[Member]) -> Result<()> {
 /// weights.
 pub fn build(folder: &mut EnsembleFolder, quantize: Quantize) -> Result<onnx_protobuf::GraphProto> {
     let k = folder.members.len();
-    let config = folder.members[0].config.clone();
-    config.validate()?;
-    let (mut g, ids, mask) = start_graph(quantize);
+    let arch = folder.members[0].arch.clone();
+    let hidden = arch.hidden();
     let mut preds = Vec::with_capacity(k);
     let mut pooled = Vec::with_capacity(k);
-    for (i, m) in folder.members.iter_mut().enumerate() {
-        let num_labels = head_outputs(&m.meta, &m.weights)?;
-        let (p, z) = forward(
-            &mut g,
-            &ids,
-            &mask,
-            &config,
-            &mut m.weights,
-            quantize,
-            num_labels,
-        )?;
+    let mut g = match &arch {
+        Architecture::Molformer { config, .. } => {
+            config.validate()?;
+            let (mut g, ids, mask) = start_graph(quantize);
+            for m in folder.members.iter_mut() {
+                let num_labels = head_outputs(&m.meta, &m.weights)?;
+                let (p, z) = forward(
+                    &mut g,
+                    &ids,
+                    &mask,
+                    config,
+                    &mut m.weights,
+                    quantize,
+                    num_labels,
+                )?;
+                pooled.push(p);
+                preds.push(z);
+            }
+            g
+        }
+        Architecture::Graph(config) => {
+            if quantize == Quantize::Int8 {
+                return Err(Error::param(
+                    "quantize",
+                    "graph members export as float32 or float16, not int8",
+                ));
+            }
+            let mut g = Graph::new("lipo-dmpnn-ensemble");
+            g.store_half(quantize == Quantize::Float16);
+            let x = super::dmpnn::inputs(&mut g);
+            for m in folder.members.iter_mut() {
+                let (p, z) = super::dmpnn::forward(&mut g, &x, config, &mut m.weights)?;
+                pooled.push(p);
+                preds.push(z);
+            }
+            g
+        }
+    };
+    for (i, (m, z)) in folder
+        .members
+        .iter()
+        .zip(std::mem::take(&mut preds))
+        .enumerate()
+    {
         let y = label_units(&mut g, &z, &m.meta, &format!("member{i}.prediction"));
         let axis = g.ints("member_axis", &[1]);
         preds.push(g.op("Unsqueeze", &format!("member{i}.column"), &[&y, &axis], &[]));
-        pooled.push(p);
     }
     let s = &folder.summary;
     spread(&mut g, &preds, s.sd_scale as f32);
@@ -170,7 +252,7 @@ pub fn build(folder: &mut EnsembleFolder, quantize: Quantize) -> Result<onnx_pro
         &pooled,
         &folder.embeddings,
         n,
-        config.hidden_size,
+        hidden,
         s.domain_neighbours,
     );
     for name in [io::PREDICTION, io::PREDICTION_SD, io::DOMAIN] {

@@ -26,6 +26,8 @@ pub enum Attr {
     Ints(Vec<i64>),
     /// `FLOAT`.
     Float(f32),
+    /// `STRING`.
+    Str(&'static str),
 }
 
 /// An ONNX graph under construction.
@@ -229,6 +231,10 @@ impl Graph {
                     Attr::Float(f) => {
                         p.type_ = AttributeType::FLOAT.into();
                         p.f = *f;
+                    }
+                    Attr::Str(v) => {
+                        p.type_ = AttributeType::STRING.into();
+                        p.s = v.as_bytes().to_vec();
                     }
                 }
                 p

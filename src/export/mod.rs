@@ -5,6 +5,7 @@
 //! `model.safetensors` without libtorch ([`Weights::from_safetensors`]) or, with the `train`
 //! feature, from a model in memory with its adapters merged ([`Weights::from_model`]).
 
+pub mod dmpnn;
 pub mod ensemble;
 pub mod graph;
 pub mod molformer;
@@ -71,6 +72,17 @@ pub fn onnx_model(
     Ok(wrap(graph, config, meta, tokenizer, quantize, vec![]))
 }
 
+/// The metadata entries of a graph that reads molecule graphs.
+fn graph_props(config: &crate::graph::GraphConfig) -> Vec<StringStringEntryProto> {
+    vec![
+        prop(keys::INPUT, "graph".into()),
+        prop(
+            keys::GRAPH_FEATURES,
+            format!("{},{}", config.atom_features, config.bond_features),
+        ),
+    ]
+}
+
 /// A metadata entry of the graph.
 fn prop(key: &str, value: String) -> StringStringEntryProto {
     StringStringEntryProto {
@@ -90,10 +102,32 @@ fn wrap(
     quantize: Quantize,
     extra: Vec<StringStringEntryProto>,
 ) -> ModelProto {
+    let mut metadata_props = vec![
+        prop(keys::VOCAB_HASH, tokenizer.vocab_hash().into()),
+        prop(keys::MAX_LENGTH, config.max_position_embeddings.to_string()),
+    ];
+    metadata_props.extend(extra);
+    let doc = format!(
+        "MoLFormer ({} layers x {}) predicting {} from SMILES token ids",
+        config.num_hidden_layers,
+        config.hidden_size,
+        meta.label_name.as_deref().unwrap_or("the label")
+    );
+    model_proto(graph, meta, quantize, metadata_props, doc)
+}
+
+/// The ONNX model around `graph` with the metadata every bundle has (version, task, label
+/// statistics, storage), plus `extra` entries and the description `doc`.
+fn model_proto(
+    graph: onnx_protobuf::GraphProto,
+    meta: &ModelMeta,
+    quantize: Quantize,
+    extra: Vec<StringStringEntryProto>,
+    doc: String,
+) -> ModelProto {
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     let mut metadata_props = vec![
         prop(keys::LIPO_VERSION, crate::VERSION.into()),
-        prop(keys::VOCAB_HASH, tokenizer.vocab_hash().into()),
         prop(keys::TASK, task_name(meta.task).into()),
         prop(
             keys::LABEL_NAME,
@@ -102,7 +136,6 @@ fn wrap(
         prop(keys::LABEL_MEAN, meta.label_mean.to_string()),
         prop(keys::LABEL_SD, meta.label_sd.to_string()),
         prop(keys::THRESHOLD, opt(meta.threshold)),
-        prop(keys::MAX_LENGTH, config.max_position_embeddings.to_string()),
         prop(keys::QUANTIZATION, quantize.name().into()),
         prop(keys::TTA, meta.tta.to_string()),
         prop(keys::CANONICAL, meta.canonical.to_string()),
@@ -120,12 +153,7 @@ fn wrap(
             .collect(),
         producer_name: "lipo".into(),
         producer_version: crate::VERSION.into(),
-        doc_string: format!(
-            "MoLFormer ({} layers x {}) predicting {} from SMILES token ids",
-            config.num_hidden_layers,
-            config.hidden_size,
-            meta.label_name.as_deref().unwrap_or("the label")
-        ),
+        doc_string: doc,
         graph: Some(graph).into(),
         metadata_props,
         ..Default::default()
@@ -145,7 +173,39 @@ pub fn export(
     refuse_foreign(out)?;
     let model = onnx_model(config, meta, tokenizer, &mut weights, quantize)?;
     weights.finish()?;
-    write_bundle(&model, tokenizer, meta, out)
+    write_bundle(&model, Some(tokenizer), meta, out)
+}
+
+/// Exports the graph model folder `model_dir` (`lipo finetune --model-kind graph`) as the
+/// bundle `out` ([`dmpnn`]), reading its weights without libtorch. Float32 or float16
+/// storage; int8 is refused (the graph model is small: 0.3 M parameters at chemprop's size).
+pub fn export_graph_dir(model_dir: &Path, out: &Path, quantize: Quantize) -> Result<ExportSummary> {
+    refuse_foreign(out)?;
+    if quantize == Quantize::Int8 {
+        return Err(Error::param(
+            "quantize",
+            format!(
+                "{} is a graph model, which exports as float32 or float16, not int8",
+                model_dir.display()
+            ),
+        ));
+    }
+    let config = crate::graph::GraphConfig::load(&model_dir.join(files::CONFIG))?;
+    let meta_path = model_dir.join(files::META);
+    let meta: ModelMeta = crate::fsutil::read_json(&meta_path)?;
+    meta.validate().map_err(|e| Error::model(&meta_path, e))?;
+    let mut weights = Weights::from_safetensors(&model_dir.join(files::WEIGHTS))?;
+    let graph = dmpnn::build(&config, &meta, &mut weights, quantize == Quantize::Float16)?;
+    weights.finish()?;
+    let extra = graph_props(&config);
+    let doc = format!(
+        "D-MPNN (hidden {}, depth {}) predicting {} from molecule graphs",
+        config.hidden,
+        config.depth,
+        meta.label_name.as_deref().unwrap_or("the label")
+    );
+    let model = model_proto(graph, &meta, quantize, extra, doc);
+    write_bundle(&model, None, &meta, out)
 }
 
 /// Refuses an existing `out` that is not a bundle (a bundle is replaced).
@@ -165,7 +225,7 @@ fn refuse_foreign(out: &Path) -> Result<()> {
 /// Writes `model`, the tokenizer and `meta` as the bundle folder `out`.
 fn write_bundle(
     model: &ModelProto,
-    tokenizer: &SmilesTokenizer,
+    tokenizer: Option<&SmilesTokenizer>,
     meta: &ModelMeta,
     out: &Path,
 ) -> Result<ExportSummary> {
@@ -180,7 +240,9 @@ fn write_bundle(
         .map_err(|e| Error::model(out, format!("encoding the ONNX graph: {e}")))?;
     let tmp = crate::fsutil::staging_dir(out, ".lipo-export")?;
     crate::fsutil::write_atomic(&tmp.path().join(bundle::MODEL), &bytes)?;
-    tokenizer.save(&tmp.path().join(bundle::TOKENIZER))?;
+    if let Some(t) = tokenizer {
+        t.save(&tmp.path().join(bundle::TOKENIZER))?;
+    }
     crate::fsutil::write_json(&tmp.path().join(bundle::META), meta)?;
     let tmp = tmp.keep();
     crate::fsutil::replace_dir(&tmp, out)?;
@@ -207,10 +269,7 @@ fn export_ensemble_as(
 ) -> Result<ExportSummary> {
     refuse_foreign(out)?;
     let mut folder = ensemble::read(dir)?;
-    let (config, tokenizer) = {
-        let m = &folder.members[0];
-        (m.config.clone(), m.tokenizer.clone())
-    };
+    let arch = folder.members[0].arch.clone();
     let member_meta = folder.members[0].meta.clone();
     let graph = ensemble::build(&mut folder, quantize)?;
     for m in std::mem::take(&mut folder.members) {
@@ -237,8 +296,25 @@ fn export_ensemble_as(
         prop(keys::TRAINING_MOLECULES, s.sizes[0].to_string()),
         prop(keys::OUT_OF_FOLD_RMSE, s.out_of_fold.rmse.to_string()),
     ];
-    let model = wrap(graph, &config, &meta, &tokenizer, quantize, extra);
-    write_bundle(&model, &tokenizer, &meta, out)
+    match &arch {
+        ensemble::Architecture::Molformer { config, tokenizer } => {
+            let model = wrap(graph, config, &meta, tokenizer, quantize, extra);
+            write_bundle(&model, Some(tokenizer), &meta, out)
+        }
+        ensemble::Architecture::Graph(config) => {
+            let mut extra = extra;
+            extra.extend(graph_props(config));
+            let doc = format!(
+                "{} D-MPNN members (hidden {}, depth {}) predicting {} from molecule graphs",
+                s.members,
+                config.hidden,
+                config.depth,
+                meta.label_name.as_deref().unwrap_or("the label")
+            );
+            let model = model_proto(graph, &meta, quantize, extra, doc);
+            write_bundle(&model, None, &meta, out)
+        }
+    }
 }
 
 /// File that marks an adapter-only folder (see `lipo::peft::save_adapter`).
@@ -272,6 +348,9 @@ pub fn export_model_dir_as(
 ) -> Result<ExportSummary> {
     if ensemble::is_ensemble(model_dir) {
         return export_ensemble_as(model_dir, out, quantize, canonical);
+    }
+    if crate::graph::GraphConfig::is_graph_config(&model_dir.join(files::CONFIG)) {
+        return export_graph_dir(model_dir, out, quantize);
     }
     let weights_path = model_dir.join(files::WEIGHTS);
     let meta_path = model_dir.join(files::META);

@@ -6,7 +6,9 @@
 //! [`PredictorOptions::sessions`] runs proceed in parallel, each using
 //! [`PredictorOptions::threads`] intra-op threads. Molecules are batched by similar length so
 //! that short molecules are not padded to long ones, and a SMILES that cannot be tokenized
-//! gets its own error without failing the rest of the batch.
+//! gets its own error without failing the rest of the batch. A graph-model bundle
+//! ([`BundleInfo::graph`]) reads molecule graphs instead of token ids: the SMILES are
+//! featurised here, in Rust ([`crate::graph`]), so callers pass SMILES either way.
 
 pub mod runtime;
 
@@ -53,8 +55,11 @@ impl Default for PredictorOptions {
 pub struct BundleInfo {
     /// lipo version that exported it.
     pub lipo_version: String,
-    /// Vocabulary hash of the tokenizer it expects.
+    /// Vocabulary hash of the tokenizer it expects (empty for a graph model).
     pub vocab_hash: String,
+    /// Whether the graph reads molecule graphs ([`io::ATOM_FEATURES`] …: a graph model, no
+    /// tokenizer) rather than token ids.
+    pub graph: bool,
     /// Regression (label units) or classification (probability).
     pub task: Task,
     /// Header of the label column, if known.
@@ -128,7 +133,8 @@ pub struct BatchOutputs {
 pub struct Predictor {
     sessions: Vec<Mutex<Session>>,
     next: AtomicUsize,
-    tokenizer: SmilesTokenizer,
+    /// The bundle's tokenizer (`None` for a graph model).
+    tokenizer: Option<SmilesTokenizer>,
     info: BundleInfo,
     batch_size: usize,
     path: PathBuf,
@@ -197,6 +203,35 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
         }
     };
     let ensemble = read_ensemble_info(&|k| md.custom(k), path)?;
+    let graph = match get(keys::INPUT).as_str() {
+        "" | "tokens" => false,
+        "graph" => true,
+        other => {
+            return Err(Error::model(
+                path,
+                format!(
+                    "metadata {:?} = {other:?} is not tokens or graph",
+                    keys::INPUT
+                ),
+            ))
+        }
+    };
+    if graph {
+        let want = format!(
+            "{},{}",
+            crate::graph::ATOM_FEATURES,
+            crate::graph::BOND_FEATURES
+        );
+        let have = get(keys::GRAPH_FEATURES);
+        if have != want {
+            return Err(Error::model(
+                path,
+                format!(
+                    "the graph model expects {have:?} atom,bond features; this lipo makes {want} (export it again with this version)"
+                ),
+            ));
+        }
+    }
     let label_sd = num(keys::LABEL_SD, need(keys::LABEL_SD)?)?;
     let label_mean = num(keys::LABEL_MEAN, need(keys::LABEL_MEAN)?)?;
     if !(label_mean.is_finite() && label_sd.is_finite() && label_sd > 0.0) {
@@ -207,7 +242,12 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
     }
     Ok(BundleInfo {
         lipo_version: get(keys::LIPO_VERSION),
-        vocab_hash: need(keys::VOCAB_HASH)?,
+        vocab_hash: if graph {
+            get(keys::VOCAB_HASH)
+        } else {
+            need(keys::VOCAB_HASH)?
+        },
+        graph,
         task,
         label_name: Some(get(keys::LABEL_NAME)).filter(|s| !s.is_empty()),
         label_mean,
@@ -278,7 +318,6 @@ impl Predictor {
     pub fn open(path: &Path, options: &PredictorOptions) -> Result<Predictor> {
         let dir = bundle::resolve(path)?;
         let onnx = dir.join(bundle::MODEL);
-        let tokenizer = SmilesTokenizer::load(&dir.join(bundle::TOKENIZER))?;
         let env = runtime::environment(options.library.as_deref())?;
         let bytes = std::fs::read(&onnx).map_err(|e| Error::io(&onnx, e))?;
         let mut builder = Session::builder(&env)
@@ -297,18 +336,33 @@ impl Predictor {
             let s = sessions[0].lock().unwrap_or_else(|e| e.into_inner());
             read_info(&s, &onnx)?
         };
-        if info.vocab_hash != tokenizer.vocab_hash() {
-            return Err(Error::model(
-                &dir,
-                format!(
-                    "{} does not match the graph's vocabulary (hash {} vs {})",
-                    bundle::TOKENIZER,
-                    tokenizer.vocab_hash(),
-                    info.vocab_hash
-                ),
-            ));
-        }
-        let tokenizer = tokenizer.with_canonical(info.canonical);
+        let tokenizer = if info.graph {
+            None
+        } else {
+            let path = dir.join(bundle::TOKENIZER);
+            if !path.is_file() {
+                return Err(Error::model(
+                    &dir,
+                    format!(
+                        "not a lipo bundle: no {} beside its token-reading graph",
+                        bundle::TOKENIZER
+                    ),
+                ));
+            }
+            let tokenizer = SmilesTokenizer::load(&path)?;
+            if info.vocab_hash != tokenizer.vocab_hash() {
+                return Err(Error::model(
+                    &dir,
+                    format!(
+                        "{} does not match the graph's vocabulary (hash {} vs {})",
+                        bundle::TOKENIZER,
+                        tokenizer.vocab_hash(),
+                        info.vocab_hash
+                    ),
+                ));
+            }
+            Some(tokenizer.with_canonical(info.canonical))
+        };
         Ok(Predictor {
             sessions,
             next: AtomicUsize::new(0),
@@ -324,9 +378,19 @@ impl Predictor {
         &self.info
     }
 
-    /// The bundle's tokenizer.
-    pub fn tokenizer(&self) -> &SmilesTokenizer {
-        &self.tokenizer
+    /// The bundle's tokenizer (`None` for a graph model, which reads molecule graphs).
+    pub fn tokenizer(&self) -> Option<&SmilesTokenizer> {
+        self.tokenizer.as_ref()
+    }
+
+    /// The tokenizer, or an error saying that a graph model takes SMILES, not tokens.
+    fn need_tokenizer(&self) -> Result<&SmilesTokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| {
+            Error::model(
+                &self.path,
+                "is a graph model: it reads molecule graphs made from SMILES, not token ids",
+            )
+        })
     }
 
     /// The bundle folder.
@@ -367,6 +431,7 @@ impl Predictor {
                 domain: self.info.ensemble.as_ref().map(|_| vec![]),
             });
         }
+        self.need_tokenizer()?;
         let shape = [batch.batch, batch.len];
         let e = |what: &str, err: ort::Error| ort_err(&self.path, what, err);
         let ids = TensorRef::from_array_view((shape, batch.ids.as_slice()))
@@ -377,6 +442,64 @@ impl Predictor {
         let outputs = session
             .run(ort::inputs![io::INPUT_IDS => ids, io::ATTENTION_MASK => mask])
             .map_err(|x| e("running the graph", x))?;
+        self.read_outputs(&outputs, batch.batch)
+    }
+
+    /// Runs one stacked batch of molecule graphs (a graph-model bundle); one value per
+    /// molecule.
+    pub fn run_graph_batch(&self, batch: &crate::graph::GraphArrays) -> Result<BatchOutputs> {
+        let n = batch.molecules;
+        if n == 0 {
+            return Ok(BatchOutputs {
+                prediction: vec![],
+                sd: self.info.ensemble.as_ref().map(|_| vec![]),
+                domain: self.info.ensemble.as_ref().map(|_| vec![]),
+            });
+        }
+        if !self.info.graph {
+            return Err(Error::model(
+                &self.path,
+                "reads token ids, not molecule graphs",
+            ));
+        }
+        let e = |what: &str, err: ort::Error| ort_err(&self.path, what, err);
+        let (atoms, bonds) = (batch.atoms(), batch.bonds());
+        let (fa, fb) = (crate::graph::ATOM_FEATURES, crate::graph::BOND_FEATURES);
+        let ax = TensorRef::from_array_view(([atoms, fa], batch.atom_features.as_slice()))
+            .map_err(|x| e(io::ATOM_FEATURES, x))?;
+        let bx = TensorRef::from_array_view(([bonds, fb], batch.bond_features.as_slice()))
+            .map_err(|x| e(io::BOND_FEATURES, x))?;
+        fn index<'v>(v: &'v [i64]) -> std::result::Result<TensorRef<'v, i64>, ort::Error> {
+            TensorRef::from_array_view(([v.len()], v))
+        }
+        let src = index(&batch.bond_src).map_err(|x| e(io::BOND_SRC, x))?;
+        let dst = index(&batch.bond_dst).map_err(|x| e(io::BOND_DST, x))?;
+        let rev = index(&batch.bond_rev).map_err(|x| e(io::BOND_REV, x))?;
+        let mol = index(&batch.atom_mol).map_err(|x| e(io::ATOM_MOL, x))?;
+        let counts = TensorRef::from_array_view(([n], batch.mol_atoms.as_slice()))
+            .map_err(|x| e(io::MOL_ATOMS, x))?;
+        let mut session = self.session();
+        let outputs = session
+            .run(ort::inputs![
+                io::ATOM_FEATURES => ax,
+                io::BOND_FEATURES => bx,
+                io::BOND_SRC => src,
+                io::BOND_DST => dst,
+                io::BOND_REV => rev,
+                io::ATOM_MOL => mol,
+                io::MOL_ATOMS => counts
+            ])
+            .map_err(|x| e("running the graph", x))?;
+        self.read_outputs(&outputs, n)
+    }
+
+    /// The graph's outputs for `n` molecules.
+    fn read_outputs(
+        &self,
+        outputs: &ort::session::SessionOutputs<'_>,
+        n: usize,
+    ) -> Result<BatchOutputs> {
+        let e = |what: &str, err: ort::Error| ort_err(&self.path, what, err);
         let read = |name: &str| -> Result<Vec<f32>> {
             let value = outputs.get(name).ok_or_else(|| {
                 Error::model(&self.path, format!("the graph has no output {name:?}"))
@@ -384,12 +507,11 @@ impl Predictor {
             let (_, y) = value
                 .try_extract_tensor::<f32>()
                 .map_err(|x| e(&format!("reading {name}"), x))?;
-            if y.len() != batch.batch {
+            if y.len() != n {
                 return Err(Error::OnnxRuntime(format!(
-                    "{}: the graph returned {} values of {name} for {} molecules",
+                    "{}: the graph returned {} values of {name} for {n} molecules",
                     self.path.display(),
                     y.len(),
-                    batch.batch
                 )));
             }
             Ok(y.to_vec())
@@ -468,15 +590,18 @@ impl Predictor {
     /// ensemble bundle (`None` in those fields for a single model). With test-time
     /// augmentation, each field is the mean over the molecule's writings.
     pub fn predict_detail<S: AsRef<str>>(&self, smiles: &[S]) -> Result<Vec<Result<Prediction>>> {
+        let Some(tokenizer) = &self.tokenizer else {
+            return self.predict_graph_detail(smiles);
+        };
         let encoded: Vec<Result<Vec<u32>>> = smiles
             .iter()
-            .map(|s| self.tokenizer.encode(s.as_ref()))
+            .map(|s| tokenizer.encode(s.as_ref()))
             .collect();
         let ok_rows: Vec<usize> = (0..smiles.len()).filter(|&i| encoded[i].is_ok()).collect();
         let mut preds = if self.info.tta > 0 {
             let ok_smiles: Vec<&str> = ok_rows.iter().map(|&i| smiles[i].as_ref()).collect();
             let (seqs, owner) =
-                crate::augment::encoded_variants(&ok_smiles, self.info.tta, &self.tokenizer)?;
+                crate::augment::encoded_variants(&ok_smiles, self.info.tta, tokenizer)?;
             let all = self.detail_encoded(&seqs, self.batch_size)?;
             self.mean_by_owner(&all, &owner, ok_smiles.len())
         } else {
@@ -491,6 +616,36 @@ impl Predictor {
             .into_iter()
             .map(|e| {
                 e.map(|_| {
+                    preds
+                        .next()
+                        .unwrap_or_else(|| self.prediction(f64::NAN, None, None))
+                })
+            })
+            .collect())
+    }
+
+    /// [`Predictor::predict_detail`] for a graph model: each SMILES featurised in Rust, in
+    /// batches of [`Predictor::batch_size`] molecules in input order.
+    fn predict_graph_detail<S: AsRef<str>>(&self, smiles: &[S]) -> Result<Vec<Result<Prediction>>> {
+        let graphs: Vec<Result<crate::graph::MolGraph>> = smiles
+            .iter()
+            .map(|s| crate::graph::featurize_smiles(s.as_ref()))
+            .collect();
+        let ok: Vec<&crate::graph::MolGraph> =
+            graphs.iter().filter_map(|g| g.as_ref().ok()).collect();
+        let mut preds = Vec::with_capacity(ok.len());
+        for chunk in ok.chunks(self.batch_size) {
+            let y = self.run_graph_batch(&crate::graph::GraphArrays::new(chunk))?;
+            for r in 0..chunk.len() {
+                let at = |v: &Option<Vec<f32>>| v.as_ref().map(|v| v[r] as f64);
+                preds.push(self.prediction(y.prediction[r] as f64, at(&y.sd), at(&y.domain)));
+            }
+        }
+        let mut preds = preds.into_iter();
+        Ok(graphs
+            .into_iter()
+            .map(|g| {
+                g.map(|_| {
                     preds
                         .next()
                         .unwrap_or_else(|| self.prediction(f64::NAN, None, None))

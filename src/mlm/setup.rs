@@ -117,6 +117,10 @@ fn build_model(
             m.meta = meta;
             Ok(m)
         }
+        InitFrom::Graph(_) => Err(crate::Error::param(
+            "init",
+            "masked-language modelling trains MoLFormer; a graph model has no tokens to mask",
+        )),
     }
 }
 

@@ -72,6 +72,9 @@ pub struct FinetuneConfig {
     pub exclude_rows: Vec<usize>,
 }
 
+/// Share of a run's steps that [`LrSchedule::Noam`] warms up over.
+const NOAM_WARMUP: f64 = 0.04;
+
 /// How the learning rate changes over a run's steps (over `epochs`, even when `patience`
 /// stops the run earlier).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -84,6 +87,9 @@ pub enum LrSchedule {
     Linear,
     /// Half a cosine from `lr` down to 0 at the last step.
     Cosine,
+    /// chemprop's "Noam" shape: up from `lr`/10 to `lr` over the first 4 % of steps (2 of 50
+    /// epochs), then exponentially down to `lr`/10 at the last step.
+    Noam,
 }
 
 impl LrSchedule {
@@ -103,12 +109,23 @@ impl LrSchedule {
             LrSchedule::Constant => lr,
             LrSchedule::Linear => lr * (1.0 - t),
             LrSchedule::Cosine => lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
+            LrSchedule::Noam => {
+                let warm = (total as f64 * NOAM_WARMUP).max(1.0);
+                let done = done as f64;
+                if done < warm {
+                    lr * (0.1 + 0.9 * done / warm)
+                } else {
+                    let rest = (total as f64 - warm).max(1.0);
+                    lr * 0.1f64.powf(((done - warm) / rest).min(1.0))
+                }
+            }
         }
     }
 
-    /// Parses `constant`, `linear` or `cosine`.
+    /// Parses `constant`, `linear`, `cosine` or `noam`.
     pub fn parse(s: &str) -> Option<LrSchedule> {
         match s {
+            "noam" => Some(LrSchedule::Noam),
             "constant" => Some(LrSchedule::Constant),
             "linear" => Some(LrSchedule::Linear),
             "cosine" => Some(LrSchedule::Cosine),
@@ -201,6 +218,8 @@ pub enum InitFrom {
     Random(Box<Config>),
     /// A model folder (its encoder; its head too when it has one of the right size).
     Model(PathBuf),
+    /// New weights of a graph model ([`crate::graph`]: a D-MPNN over the molecule graph).
+    Graph(Box<crate::graph::GraphConfig>),
 }
 
 /// A fully resolved fine-tuning run: written to `run.json` in the run folder, and accepted
@@ -311,5 +330,22 @@ impl Fold {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LrSchedule;
+
+    #[test]
+    fn noam_warms_up_then_decays_to_a_tenth() {
+        let (lr, total) = (1e-3, 1000);
+        let r = |done| LrSchedule::Noam.rate(lr, done, total);
+        assert!((r(0) - 1e-4).abs() < 1e-12);
+        assert!((r(40) - 1e-3).abs() < 1e-12, "peak after 4 % of the steps");
+        assert!(r(20) > r(0) && r(20) < r(40));
+        assert!(r(500) < r(40) && r(500) > r(1000));
+        assert!((r(1000) - 1e-4).abs() < 1e-12);
+        assert_eq!(LrSchedule::parse("noam"), Some(LrSchedule::Noam));
     }
 }

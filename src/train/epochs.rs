@@ -312,7 +312,7 @@ impl<'a> Training<'a> {
 
 /// Mean loss of a batch's head outputs: BCE with logits (classification) or MSE on
 /// standardised labels.
-fn batch_loss(task: Task, pred: &Tensor, target: &Tensor) -> Tensor {
+pub(super) fn batch_loss(task: Task, pred: &Tensor, target: &Tensor) -> Tensor {
     if task == Task::Classification {
         pred.binary_cross_entropy_with_logits::<Tensor>(target, None, None, Reduction::Mean)
     } else {

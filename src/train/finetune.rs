@@ -35,6 +35,9 @@ pub fn finetune(
     if let Some(finished) = claim_run_dir(run, out, monitor)? {
         return Ok(finished);
     }
+    if let InitFrom::Graph(config) = &run.init {
+        return super::graph::finetune_graph(run, config, device, out, monitor);
+    }
     let inputs = Inputs::load(run, out, monitor)?;
     let (learner, counts) = build_learner(run, out, &inputs, device, monitor)?;
     let mut training = Training::start(run, out, &inputs, learner, device, t0, monitor)?;
@@ -147,6 +150,7 @@ fn init_model(init: &InitFrom, device: Device, seed: u64) -> Result<Model> {
             seed,
         ),
         InitFrom::Model(dir) => Model::load_with_parts(dir, device, Some(parts), seed),
+        InitFrom::Graph(_) => unreachable!("graph runs train in train::graph"),
     }
 }
 

@@ -175,7 +175,7 @@ pub fn load_data(run: &FinetuneRun, tokenizer: &SmilesTokenizer) -> Result<Datas
 /// The tokenizer of the starting weights (MoLFormer's for new weights or a model folder without one).
 fn tokenizer_of(init: &InitFrom) -> Result<SmilesTokenizer> {
     match init {
-        InitFrom::Random(_) => Ok(SmilesTokenizer::molformer()),
+        InitFrom::Random(_) | InitFrom::Graph(_) => Ok(SmilesTokenizer::molformer()),
         InitFrom::Model(dir) => {
             let p = dir.join(crate::model::files::TOKENIZER);
             if p.is_file() {

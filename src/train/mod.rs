@@ -16,6 +16,7 @@ pub mod ensemble;
 mod epochs;
 mod evaluate;
 mod finetune;
+mod graph;
 mod inputs;
 mod report;
 mod run_dir;

@@ -237,7 +237,7 @@ fn write_outputs(
     if run.train.peft.is_some() {
         let base = match &run.init {
             InitFrom::Model(dir) => Some(dir.as_path()),
-            InitFrom::Random(_) => None,
+            InitFrom::Random(_) | InitFrom::Graph(_) => None,
         };
         peft::save_adapter(best, &out.join(files::ADAPTER), base)?;
     }

@@ -6,6 +6,7 @@
 //!   SMILES, interruption (`kill -9`) and resumption;
 //! - `experiments`, `study`: Tables 1 and 2 and the whole study on tiny settings;
 //! - `influence`, `mlm`, `peft`: Task 2, masked-language-model training, Task 3;
+//! - `graph`: the graph model (D-MPNN): runs, resume, refused settings;
 //! - `model`: model folders, fine-tuning runs, checkpoints, crafted inputs;
 //! - `onnx`: export, ONNX Runtime parity with tch, bundles, ensembles, `lipo predict`/`bench`;
 //! - `tokenizer`: the SMILES tokenizer and its snapshot.
@@ -16,6 +17,7 @@ mod common;
 mod cli;
 mod experiments;
 mod explain;
+mod graph;
 mod influence;
 mod mlm;
 mod model;

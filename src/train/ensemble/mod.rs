@@ -24,6 +24,7 @@ use tch::Device;
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::graph::{GraphModel, MolGraph};
 use crate::metrics::Regression;
 use crate::model::{Model, Task};
 use crate::peft::LoadModel;
@@ -294,14 +295,23 @@ fn member_outputs(
         let dir = EnsembleRun::member_dir(out, k);
         let report: super::FinetuneReport = fsutil::read_json(&dir.join(run_files::METRICS))?;
         best_epochs.push(report.best_epoch);
-        let model = Model::load(&dir.join(run_files::MODEL), device)?;
-        let raw = raw_outputs(&model, data, &rows, &seqs, cfg)?;
-        preds.push(
-            raw.into_iter()
-                .map(|z| crate::predict::to_label_units(&model, z))
-                .collect(),
-        );
-        let e = crate::predict::embed(&model, &seqs, cfg.eval_batch_size)?;
+        let model_dir = dir.join(run_files::MODEL);
+        let e = if GraphModel::is_graph_dir(&model_dir) {
+            let model = GraphModel::load(&model_dir, device)?;
+            let graphs = graphs_of(data)?;
+            let refs: Vec<&MolGraph> = graphs.iter().collect();
+            preds.push(model.predict(&refs, cfg.eval_batch_size));
+            model.embed(&refs, cfg.eval_batch_size)
+        } else {
+            let model = Model::load(&model_dir, device)?;
+            let raw = raw_outputs(&model, data, &rows, &seqs, cfg)?;
+            preds.push(
+                raw.into_iter()
+                    .map(|z| crate::predict::to_label_units(&model, z))
+                    .collect(),
+            );
+            crate::predict::embed(&model, &seqs, cfg.eval_batch_size)?
+        };
         if sum.is_empty() {
             sum = e;
         } else {
@@ -325,6 +335,14 @@ fn member_outputs(
     })
 }
 
+/// The molecule graph of every row of `data`.
+fn graphs_of(data: &Dataset) -> Result<Vec<MolGraph>> {
+    data.records
+        .iter()
+        .map(|r| crate::graph::featurize_smiles(&r.smiles))
+        .collect()
+}
+
 /// Mean and sample sd of the members at each row.
 fn mean_sd_by_row(preds: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>) {
     let n = preds[0].len();
@@ -343,9 +361,12 @@ fn mean_sd_by_row(preds: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>) {
 fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleReport> {
     let member0 = EnsembleRun::member_dir(out, 0).join(run_files::MODEL);
     let cfg = &run.base.train;
-    let tokenizer = crate::model::read_folder(&member0)?
-        .2
-        .with_canonical(cfg.canonical);
+    let tokenizer = if GraphModel::is_graph_dir(&member0) {
+        crate::tokenizer::SmilesTokenizer::molformer()
+    } else {
+        crate::model::read_folder(&member0)?.2
+    }
+    .with_canonical(cfg.canonical);
     let data = super::load_data(&run.base, &tokenizer)?;
     let n = data.records.len();
     let (test, folds) = Split::folds(n, cfg.seed, cfg.test_frac, run.members)?;
