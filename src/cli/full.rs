@@ -46,6 +46,9 @@ enum Cmd {
     CompareInfluence(cli::table2::CompareInfluenceArgs),
     /// Task 3: full fine-tuning vs BitFit vs LoRA vs IA3 on the same splits and seeds.
     ComparePeft(cli::peft::ComparePeftArgs),
+    /// Beyond the study: the graph member (D-MPNN) against the MoLFormer recipes, gathered
+    /// from finished runs (scripts/graph.sh, scripts/ensemble.sh) over seeds 0-2.
+    CompareGraph(cli::study::CompareGraphArgs),
     /// Fold LoRA/IA3 adapters into the base weights (a plain model folder, e.g. for export).
     Merge(cli::peft::MergeArgs),
     /// Metrics of a trained model on a labelled table (all rows, or a run's test split).
@@ -86,6 +89,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::CompareMlm(a) => cli::mlm::compare_mlm(a),
         Cmd::CompareInfluence(a) => cli::table2::compare_influence(a),
         Cmd::ComparePeft(a) => cli::peft::compare_peft(a, cli.threads),
+        Cmd::CompareGraph(a) => cli::study::compare_graph(a),
         Cmd::Merge(a) => cli::peft::merge(a),
         Cmd::Evaluate(a) => cli::evaluate::evaluate(a),
         Cmd::Predict(a) => cli::predict::predict(a, threads),

@@ -269,3 +269,21 @@ pub fn data(cmd: DataCmd) -> Result<()> {
         }
     }
 }
+
+/// Arguments of `lipo compare-graph`.
+#[derive(Args)]
+pub struct CompareGraphArgs {
+    /// The study folder holding table1-augmented-mlm/, ensemble/seedS/ and graph/.
+    #[arg(long, default_value = "runs/study")]
+    root: PathBuf,
+}
+
+/// Gathers the graph comparison into ROOT/graph/comparison.{md,json} and prints it.
+pub fn compare_graph(a: CompareGraphArgs) -> Result<()> {
+    let c = study::graph_table::compare_graph(&a.root)?;
+    let out = a.root.join("graph");
+    study::graph_table::write(&c, &out)?;
+    println!("{}", c.markdown);
+    println!("written: {}", out.join("comparison.md").display());
+    Ok(())
+}

@@ -14,6 +14,7 @@ pub mod best;
 pub mod data;
 pub mod estimate;
 pub mod explain_check;
+pub mod graph_table;
 pub mod report;
 pub mod summary;
 pub mod table1;

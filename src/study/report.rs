@@ -37,6 +37,7 @@ pub fn markdown(r: &StudyReport, out: &Path) -> String {
     table1_section(&mut s, r, out);
     table2_section(&mut s, r, out);
     table3_sections(&mut s, r, out);
+    graph_section(&mut s, out);
     best_section(&mut s, r, out);
     timing_section(&mut s, r);
     reproduce_section(&mut s, r, out);
@@ -176,6 +177,20 @@ fn table3_sections(s: &mut String, r: &StudyReport, out: &Path) {
 }
 
 /// The best model, its test metrics and the ONNX check.
+/// The table beyond the study's own, when `lipo compare-graph` has gathered it.
+fn graph_section(s: &mut String, out: &Path) {
+    let Ok(md) = std::fs::read_to_string(out.join("graph/comparison.md")) else {
+        return;
+    };
+    s.push_str("## Beyond the study: a graph member (D-MPNN over lipo's SMILES graph)\n\n");
+    s.push_str(
+        "Not part of the study's three tasks: the best logD lipo can make for `lipo_predict()`. \
+         Gathered by `lipo compare-graph` from `scripts/graph.sh` and `scripts/ensemble.sh` runs.\n\n",
+    );
+    s.push_str(&md);
+    s.push('\n');
+}
+
 fn best_section(s: &mut String, r: &StudyReport, out: &Path) {
     let b = &r.best;
     s.push_str("## Best model\n\n");

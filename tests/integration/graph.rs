@@ -302,3 +302,118 @@ fn graph_ensembles_gather_and_export_as_one_graph() {
     assert!(lines[2].starts_with("2,C1CC,"), "{text}");
     assert!(lines[2].contains("C1CC"), "{text}");
 }
+
+#[test]
+fn graph_models_train_and_export_through_a_json_job_as_the_c_abi_does() {
+    use lipo::infer::{Predictor, PredictorOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 60);
+    let bundle = dir.path().join("g.lipo");
+    let json = serde_json::json!({
+        "command": "finetune",
+        "out": dir.path().join("run"),
+        "device": "cpu",
+        "threads": 1,
+        "run": {
+            "data": data,
+            "init": {"graph": {"hidden": 16, "depth": 2, "ffn_hidden": 8}},
+            "train": {"epochs": 2, "batch_size": 8, "lr": 0.003, "schedule": "noam"}
+        },
+        "export": bundle,
+    });
+    let job = lipo::job::Job::from_json(&json.to_string()).unwrap();
+    {
+        let _g = lock();
+        lipo::job::run(&job, &mut lipo::progress::Silent).unwrap();
+    }
+    let model = GraphModel::load(&dir.path().join("run/model"), Device::Cpu).unwrap();
+    assert_eq!(model.config.hidden, 16);
+    let p = Predictor::open(&bundle, &PredictorOptions::default()).unwrap();
+    let g = lipo::graph::featurize_smiles("CCN").unwrap();
+    let want = model.predict(&[&g], 1)[0];
+    let have = *p.predict(&["CCN"]).unwrap()[0].as_ref().unwrap();
+    assert!((want - have).abs() < 1e-4, "{want} vs {have}");
+    // A misspelt graph setting is an error naming it.
+    let bad = json.to_string().replace("\"depth\"", "\"depht\"");
+    let e = lipo::job::Job::from_json(&bad).unwrap_err();
+    assert!(e.to_string().contains("depht"), "{e}");
+}
+
+#[test]
+fn compare_graph_gathers_rows_and_mixes_ensembles_on_the_same_test_rows() {
+    use lipo::train::EnsembleRun;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 80);
+    let root = dir.path().join("study");
+    let silent = &mut lipo::progress::Silent;
+    {
+        let _g = lock();
+        let graph = EnsembleRun::new(graph_run(data.clone(), settings(2)), 2);
+        train::finetune_ensemble(
+            &graph,
+            Device::Cpu,
+            &root.join("graph/ensemble/seed0"),
+            None,
+            silent,
+        )
+        .unwrap()
+        .unwrap();
+        let mol = EnsembleRun::new(
+            crate::common::tiny_toy_run(
+                data.clone(),
+                FinetuneConfig {
+                    epochs: 1,
+                    seed: 3,
+                    ..FinetuneConfig::default()
+                },
+            ),
+            2,
+        );
+        train::finetune_ensemble(
+            &mol,
+            Device::Cpu,
+            &root.join("ensemble/seed0/ensemble"),
+            None,
+            silent,
+        )
+        .unwrap()
+        .unwrap();
+    }
+    let c = lipo::study::graph_table::compare_graph(&root).unwrap();
+    let names: Vec<&str> = c.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "MoLFormer ensemble",
+            "graph ensemble",
+            "mixed ensemble (5 MoLFormer + 5 graph members)"
+        ]
+    );
+    assert!(
+        c.markdown
+            .contains("Not run yet: MoLFormer, best single recipe (Table 1); graph alone"),
+        "{}",
+        c.markdown
+    );
+    assert!(c.markdown.contains("chemprop"));
+    assert_eq!(c.uncertainty.len(), 2);
+    // The mixed row is the equal-weight mean of the two ensembles' test predictions.
+    let read = |p: std::path::PathBuf| -> Vec<(f64, f64)> {
+        let mut r = csv::Reader::from_path(p).unwrap();
+        r.records()
+            .map(|x| x.unwrap())
+            .filter(|x| &x[3] == "test")
+            .map(|x| (x[2].parse().unwrap(), x[5].parse().unwrap()))
+            .collect()
+    };
+    let a = read(root.join("ensemble/seed0/ensemble/predictions.csv"));
+    let b = read(root.join("graph/ensemble/seed0/predictions.csv"));
+    let truth: Vec<f64> = a.iter().map(|x| x.0).collect();
+    let mixed: Vec<f64> = a.iter().zip(&b).map(|(x, y)| 0.5 * (x.1 + y.1)).collect();
+    let want = lipo::metrics::Regression::compute(&mixed, &truth).rmse;
+    assert!((c.rows[2].rmse.mean - want).abs() < 1e-12);
+    lipo::study::graph_table::write(&c, &root.join("graph")).unwrap();
+    assert!(root.join("graph/comparison.json").is_file());
+}
