@@ -7,6 +7,7 @@
 //! folder (`lipo finetune --ensemble`), tch and `ort` time its first member alone and
 //! `ort-ensemble` the whole ensemble as one float16 graph, as shipped.
 
+pub mod graph;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -183,7 +184,7 @@ fn time<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
     Ok((v, t0.elapsed().as_secs_f64()))
 }
 
-fn row(engine: &str, batch_size: usize, molecules: usize, passes: Vec<f64>) -> BenchRow {
+pub(crate) fn row(engine: &str, batch_size: usize, molecules: usize, passes: Vec<f64>) -> BenchRow {
     let mut sorted = passes.clone();
     sorted.sort_by(f64::total_cmp);
     let k = sorted.len();

@@ -67,6 +67,13 @@ pub(crate) fn bench(a: BenchArgs, threads: i32) -> Result<()> {
         repeats: a.repeats,
     };
     let tmp = tempfile::tempdir().context("creating a temporary folder")?;
+    if lipo::bench::graph::is_graph(&cfg.model) {
+        let report = lipo::bench::graph::run(&cfg, tmp.path())?;
+        print!("{}", lipo::bench::graph::table(&report));
+        lipo::fsutil::write_json(&a.out, &report)?;
+        eprintln!("wrote {}", a.out.display());
+        return Ok(());
+    }
     let report = lipo::bench::run(&cfg, tmp.path())?;
     print!("{}", lipo::bench::table(&report));
     lipo::fsutil::write_json(&a.out, &report)?;

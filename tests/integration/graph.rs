@@ -417,3 +417,54 @@ fn compare_graph_gathers_rows_and_mixes_ensembles_on_the_same_test_rows() {
     lipo::study::graph_table::write(&c, &root.join("graph")).unwrap();
     assert!(root.join("graph/comparison.json").is_file());
 }
+
+#[test]
+fn bench_times_graph_models_through_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("toy.csv");
+    write_toy_table(&data, 12);
+    let folder = dir.path().join("m");
+    GraphModel::new(
+        GraphConfig::tiny(),
+        lipo::model::ModelMeta::default(),
+        Device::Cpu,
+        1,
+    )
+    .unwrap()
+    .save(&folder)
+    .unwrap();
+    assert!(lipo::bench::graph::is_graph(&folder));
+    let cfg = lipo::bench::BenchConfig {
+        model: folder,
+        data,
+        smiles_col: None,
+        batch_sizes: vec![1, 5],
+        limit: Some(10),
+        threads: 1,
+        ort_threads: None,
+        int8: false,
+        repeats: 1,
+    };
+    let r = {
+        let _g = lock();
+        lipo::bench::graph::run(&cfg, dir.path()).unwrap()
+    };
+    assert_eq!(r.molecules, 10);
+    let engines: Vec<(&str, usize)> = r
+        .rows
+        .iter()
+        .map(|x| (x.engine.as_str(), x.batch_size))
+        .collect();
+    assert_eq!(
+        engines,
+        [
+            ("featurise", 0),
+            ("tch", 1),
+            ("ort", 1),
+            ("tch", 5),
+            ("ort", 5)
+        ]
+    );
+    assert!(r.max_abs_diff < 1e-4, "{}", r.max_abs_diff);
+    assert!(lipo::bench::graph::table(&r).contains("featurisation"));
+}
