@@ -197,7 +197,7 @@ pub fn compare_graph(root: &Path) -> Result<GraphComparison> {
                 seeds.insert(name.to_string(), v.iter().map(|(s, _)| *s).collect());
                 rows.push(RegressionRow::new(
                     name,
-                    v.iter().map(|(_, m)| m.clone()).collect(),
+                    v.iter().map(|(_, m)| *m).collect(),
                 ));
             }
             _ => missing.push(name),
