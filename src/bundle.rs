@@ -85,7 +85,7 @@ pub mod keys {
     /// `graph` when the graph reads molecule graphs ([`super::io::ATOM_FEATURES`] …) instead
     /// of token ids (absent: tokens).
     pub const INPUT: &str = "input";
-    /// Graph models: the atom and bond feature widths, `atoms,bonds` (checked on opening).
+    /// Graph models: the feature layout, `version:atom,bond` widths (checked on opening).
     pub const GRAPH_FEATURES: &str = "graph_features";
     /// Ensembles: number of members.
     pub const MEMBERS: &str = "members";

@@ -76,10 +76,7 @@ pub fn onnx_model(
 fn graph_props(config: &crate::graph::GraphConfig) -> Vec<StringStringEntryProto> {
     vec![
         prop(keys::INPUT, "graph".into()),
-        prop(
-            keys::GRAPH_FEATURES,
-            format!("{},{}", config.atom_features, config.bond_features),
-        ),
+        prop(keys::GRAPH_FEATURES, config.features_key()),
     ]
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::features::{ATOM_FEATURES, BOND_FEATURES};
+use super::features::{ATOM_FEATURES, BOND_FEATURES, FEATURES_VERSION};
 use crate::error::{Error, Result};
 
 /// The `model_type` of a graph model's `config.json`.
@@ -48,6 +48,8 @@ pub struct GraphConfig {
     pub atom_features: usize,
     /// Bond feature width the weights expect.
     pub bond_features: usize,
+    /// The feature layout the weights expect ([`FEATURES_VERSION`]).
+    pub features: u32,
 }
 
 impl Default for GraphConfig {
@@ -63,6 +65,7 @@ impl Default for GraphConfig {
             aggregation: Aggregation::Norm,
             atom_features: ATOM_FEATURES,
             bond_features: BOND_FEATURES,
+            features: FEATURES_VERSION,
         }
     }
 }
@@ -100,21 +103,41 @@ impl GraphConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad("dropout", format!("= {} is outside [0, 1)", self.dropout));
         }
-        if self.atom_features != ATOM_FEATURES || self.bond_features != BOND_FEATURES {
+        if self.atom_features != ATOM_FEATURES
+            || self.bond_features != BOND_FEATURES
+            || self.features != FEATURES_VERSION
+        {
             return bad(
-                "atom_features/bond_features",
+                "features",
                 format!(
-                    "the weights expect {} atom and {} bond features, this lipo makes {ATOM_FEATURES} and {BOND_FEATURES}",
-                    self.atom_features, self.bond_features
+                    "the weights expect feature layout {} ({} atom, {} bond features), this lipo makes layout {FEATURES_VERSION} ({ATOM_FEATURES}, {BOND_FEATURES}); train the model again",
+                    self.features, self.atom_features, self.bond_features
                 ),
             );
         }
         Ok(())
     }
 
-    /// Reads and checks `config.json` of a graph model folder.
+    /// The feature layout as the bundle metadata records it: `version:atom,bond`.
+    pub fn features_key(&self) -> String {
+        format!(
+            "{}:{},{}",
+            self.features, self.atom_features, self.bond_features
+        )
+    }
+
+    /// Reads and checks `config.json` of a graph model folder; one that does not record its
+    /// feature layout is refused.
     pub fn load(path: &Path) -> Result<Self> {
-        let c: GraphConfig = crate::fsutil::read_json(path)?;
+        let raw: serde_json::Value = crate::fsutil::read_json(path)?;
+        if raw.get("features").is_none() {
+            return Err(Error::model(
+                path,
+                "records no feature layout (\"features\"); it was made before layout 2: train the model again",
+            ));
+        }
+        let c: GraphConfig =
+            serde_json::from_value(raw).map_err(|e| Error::model(path, e.to_string()))?;
         c.validate()
             .map_err(|e| Error::model(path, e.to_string()))?;
         Ok(c)

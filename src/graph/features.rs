@@ -10,24 +10,32 @@
 //! neither a hydrogen nor `*`. Such a hydrogen is added to its neighbour's hydrogen count and
 //! its bond is dropped. `[2H]`, `[H+]`, `[H][H]` and `*[H]` stay nodes.
 //!
-//! # Atom features ([`ATOM_FEATURES`] = 44 columns)
+//! Every feature depends on the molecule only, not on how it is written: atom order, branch
+//! layout, ring numbers and which bonds carry the `/` `\` marks of a double bond all change
+//! with the writing, so the chirality and bond-stereo blocks say only *that* an atom is a
+//! stereocentre or a double bond is stereo, not which way (a logD model should give two
+//! enantiomers one value anyway). [`FEATURES_VERSION`] names this layout; model folders and
+//! bundles record it and a different one is refused.
+//!
+//! # Atom features ([`ATOM_FEATURES`] = 43 columns)
 //!
 //! | columns | block | values |
 //! |---|---|---|
 //! | 0–13 | element | H, B, C, N, O, F, Si, P, S, Cl, Se, Br, I, other (incl. `*`) |
 //! | 14–20 | degree | 0, 1, 2, 3, 4, 5, other |
 //! | 21–26 | formal charge | −2, −1, 0, +1, +2, other |
-//! | 27–30 | chirality mark | none, `@` (or `@TH1`), `@@` (or `@TH2`), other |
-//! | 31–36 | total hydrogens | 0, 1, 2, 3, 4, other |
-//! | 37–40 | hybridisation | sp, sp2, sp3, other |
-//! | 41 | aromatic as written | 1 bit |
-//! | 42 | in a ring | 1 bit |
-//! | 43 | mass / 100 | scalar |
+//! | 27–29 | chirality | none, tetrahedral stereocentre (`@`, `@@`, `@TH1`, `@TH2`), other |
+//! | 30–35 | total hydrogens | 0, 1, 2, 3, 4, other |
+//! | 36–39 | hybridisation | sp, sp2, sp3, other |
+//! | 40 | aromatic as written | 1 bit |
+//! | 41 | in a ring | 1 bit |
+//! | 42 | mass / 100 | scalar |
 //!
 //! - **Degree** is the number of the atom's bonds that are kept in the graph: heavy
 //!   neighbours, plus any hydrogen kept as a node (RDKit's `GetDegree` after `RemoveHs`).
-//! - **Chirality** is the mark as written, so like RDKit's chiral tag it depends on the order
-//!   the neighbours are written in (and a removed `[H]` neighbour does not change it).
+//! - **Chirality** says whether the atom carries a tetrahedral mark, not which: `@` and `@@`
+//!   swap when the neighbours are written in another order (RDKit's chiral tag, which
+//!   chemprop uses, has the same dependence on atom order).
 //! - **Total hydrogens** is [`Molecule::hydrogen_count`] plus the merged `[H]` neighbours
 //!   (RDKit's `GetTotalNumHs`).
 //! - **Hybridisation** follows RDKit's `setHybridization` on the bonds as read here (see
@@ -44,14 +52,14 @@
 //! - **Mass** is the written isotope's mass number when there is one, else the standard atomic
 //!   weight of the listed elements; 0 for `*` and elements outside the list. Divided by 100.
 //!
-//! # Bond features ([`BOND_FEATURES`] = 9 columns, the same for both directions)
+//! # Bond features ([`BOND_FEATURES`] = 8 columns, the same for both directions)
 //!
 //! | columns | block | values |
 //! |---|---|---|
 //! | 0–3 | order | single, double, triple, aromatic (a quadruple `$` bond sets none) |
 //! | 4 | conjugated | 1 bit |
 //! | 5 | in a ring | 1 bit |
-//! | 6–8 | stereo | none, directional (`/` or `\`), stereo double bond |
+//! | 6–7 | stereo | none, stereo double bond |
 //!
 //! - **Order**: `-` single, `=` double, `#` triple, `:` aromatic. An implicit, `/` or `\` bond
 //!   between two atoms written aromatic is aromatic when it lies in a ring of atoms written
@@ -70,9 +78,9 @@
 //!   sulfonyl S, `P=O`, a nitro N written `N(=O)=O`), and is not P, S or Se with two or more
 //!   neighbours. So `C=CC=C`, amides, esters and anilines are conjugated, `C=CCC=C`, `CC=O`
 //!   and sulfonyl groups not.
-//! - **Stereo**: *directional* for a bond written `/` or `\`; *stereo double bond* for a
-//!   double bond both of whose atoms have another bond written `/` or `\` (counting bonds to
-//!   removed `[H]` atoms); *none* otherwise.
+//! - **Stereo**: *stereo double bond* for a double bond both of whose atoms have another bond
+//!   written `/` or `\` (counting bonds to removed `[H]` atoms); *none* otherwise (which
+//!   single bonds carry the marks depends on the writing).
 //!
 //! # Directed bonds
 //!
@@ -87,7 +95,11 @@ use crate::smiles::{Chirality, Molecule};
 pub const ATOM_FEATURES: usize = MASS + 1;
 
 /// Width of one directed bond's own feature vector.
-pub const BOND_FEATURES: usize = STEREO + 3;
+pub const BOND_FEATURES: usize = STEREO + 2;
+
+/// The version of the feature layout (the tables of the module documentation); graph model
+/// folders and bundles record it, and a model made with another layout is refused.
+pub const FEATURES_VERSION: u32 = 2;
 
 /// One element with a column of its own.
 struct Element {
@@ -134,7 +146,7 @@ const ELEMENT: usize = 0;
 const DEGREE: usize = ELEMENT + ELEMENTS.len() + 1;
 const CHARGE: usize = DEGREE + 7;
 const CHIRALITY: usize = CHARGE + 6;
-const HYDROGENS: usize = CHIRALITY + 4;
+const HYDROGENS: usize = CHIRALITY + 3;
 const HYBRIDISATION: usize = HYDROGENS + 6;
 const AROMATIC: usize = HYBRIDISATION + 4;
 const ATOM_RING: usize = AROMATIC + 1;
@@ -447,14 +459,18 @@ pub fn featurize(m: &Molecule) -> MolGraph {
         one_hot(row, CHARGE, 6, charge);
         let chirality = match atom.chirality() {
             None => Some(0),
-            Some(Chirality::Anticlockwise | Chirality::Tetrahedral(1)) => Some(1),
-            Some(Chirality::Clockwise | Chirality::Tetrahedral(2)) => Some(2),
+            Some(
+                Chirality::Anticlockwise
+                | Chirality::Clockwise
+                | Chirality::Tetrahedral(1)
+                | Chirality::Tetrahedral(2),
+            ) => Some(1),
             Some(_) => None,
         };
-        one_hot(row, CHIRALITY, 4, chirality);
+        one_hot(row, CHIRALITY, 3, chirality);
         one_hot(row, HYDROGENS, 6, Some(node.hydrogens));
         let has_conjugated = node.bonds.iter().any(|&b| conjugated[b]);
-        let tetrahedral = chirality.is_some_and(|c| c == 1 || c == 2);
+        let tetrahedral = chirality == Some(1);
         let hybrid = hybridisation(node, has_conjugated, tetrahedral);
         one_hot(row, HYBRIDISATION, 4, Some(hybrid));
         row[AROMATIC] = f32::from(u8::from(atom.aromatic()));
@@ -490,13 +506,7 @@ pub fn featurize(m: &Molecule) -> MolGraph {
         row[BOND_RING] = f32::from(u8::from(m.bond_in_ring(b)));
         // Marks on the atoms' other bonds, those to removed hydrogens included.
         let marked = |a: usize| m.atom_bonds(a).iter().any(|&o| o != b && directional(o));
-        let stereo = if directional(b) {
-            1
-        } else if orders[b] == Order::Double && marked(from) && marked(to) {
-            2
-        } else {
-            0
-        };
+        let stereo = usize::from(orders[b] == Order::Double && marked(from) && marked(to));
         row[STEREO + stereo] = 1.0;
         reverse.copy_from_slice(row);
         let (u, v) = (node_of[from] as i64, node_of[to] as i64);
@@ -639,7 +649,7 @@ mod tests {
                 assert!((0..g.atoms as i64).contains(&g.bond_src[d]), "{smiles}");
                 assert_eq!(bond_row(&g, d), bond_row(&g, r), "{smiles} bond {d}");
                 let row = bond_row(&g, d);
-                slot(row, STEREO, 3);
+                slot(row, STEREO, 2);
                 assert!(row.iter().all(|&x| x == 0.0 || x == 1.0), "{smiles}");
             }
             for a in 0..g.atoms {
@@ -648,7 +658,7 @@ mod tests {
                     (ELEMENT, ELEMENTS.len() + 1),
                     (DEGREE, 7),
                     (CHARGE, 6),
-                    (CHIRALITY, 4),
+                    (CHIRALITY, 3),
                     (HYDROGENS, 6),
                     (HYBRIDISATION, 4),
                 ] {
@@ -662,8 +672,8 @@ mod tests {
                 assert_eq!(directed, 2 * m.bonds().len(), "{smiles}");
             }
         }
-        assert_eq!(ATOM_FEATURES, 44);
-        assert_eq!(BOND_FEATURES, 9);
+        assert_eq!(ATOM_FEATURES, 43);
+        assert_eq!(BOND_FEATURES, 8);
     }
 
     #[test]
@@ -674,9 +684,12 @@ mod tests {
             .collect();
         assert_eq!(degree, [1, 3, 1, 2, 1]);
         let chirality: Vec<usize> = (0..g.atoms)
-            .map(|a| slot(atom_row(&g, a), CHIRALITY, 4))
+            .map(|a| slot(atom_row(&g, a), CHIRALITY, 3))
             .collect();
-        assert_eq!(chirality, [0, 2, 0, 0, 0]);
+        assert_eq!(chirality, [0, 1, 0, 0, 0]);
+        // Both marks are one stereocentre: the mark flips with the writing.
+        let flipped = graph("N[C@H](C#N)C");
+        assert_eq!(slot(atom_row(&flipped, 1), CHIRALITY, 3), 1);
         let hybrid: Vec<usize> = (0..g.atoms)
             .map(|a| slot(atom_row(&g, a), HYBRIDISATION, 4))
             .collect();
@@ -821,14 +834,14 @@ mod tests {
         let stereo = |smiles: &str| -> Vec<usize> {
             let g = graph(smiles);
             (0..g.bond_src.len() / 2)
-                .map(|i| slot(bond_row(&g, 2 * i), STEREO, 3))
+                .map(|i| slot(bond_row(&g, 2 * i), STEREO, 2))
                 .collect()
         };
-        assert_eq!(stereo("F/C=C/F"), [1, 2, 1]);
-        assert_eq!(stereo("F/C=CF"), [1, 0, 0]);
+        assert_eq!(stereo("F/C=C/F"), [0, 1, 0]);
+        assert_eq!(stereo("F/C=CF"), [0, 0, 0]);
         assert_eq!(stereo("FC=CF"), [0, 0, 0]);
         // A mark on a removed [H] still makes the double bond a stereo one.
-        assert_eq!(stereo("[H]/C(F)=C/F"), [0, 2, 1]);
+        assert_eq!(stereo("[H]/C(F)=C/F"), [0, 1, 0]);
     }
 
     /// Sorted feature rows of the atoms, and of the bonds as (atom row, bond row, atom row).

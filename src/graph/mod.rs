@@ -24,6 +24,8 @@ pub use batch::GraphArrays;
 #[cfg(feature = "train")]
 pub use batch::GraphBatch;
 pub use config::{Aggregation, GraphConfig};
-pub use features::{featurize, featurize_smiles, MolGraph, ATOM_FEATURES, BOND_FEATURES};
+pub use features::{
+    featurize, featurize_smiles, MolGraph, ATOM_FEATURES, BOND_FEATURES, FEATURES_VERSION,
+};
 #[cfg(feature = "train")]
 pub use model::GraphModel;

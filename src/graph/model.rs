@@ -169,7 +169,7 @@ impl GraphModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::featurize_smiles;
+    use crate::graph::{featurize_smiles, FEATURES_VERSION};
 
     fn tiny() -> GraphModel {
         GraphModel::new(GraphConfig::tiny(), ModelMeta::default(), Device::Cpu, 5).unwrap()
@@ -183,6 +183,10 @@ mod tests {
             ("c1ccccc1O", "Oc1ccccc1"),
             ("CC(=O)Nc1ccc(O)cc1", "Oc1ccc(NC(C)=O)cc1"),
             ("C1CC2CCC1C2", "C2CC1CCC2C1"),
+            // The mark flips with the neighbour order; the marks move between bonds.
+            ("N[C@@H](C)C#N", "N[C@H](C#N)C"),
+            ("F/C=C/F", "F\\C=C\\F"),
+            ("F/C=C/F", "C(\\F)=C/F"),
         ] {
             let (ga, gb) = (featurize_smiles(a).unwrap(), featurize_smiles(b).unwrap());
             let (pa, pb) = (m.raw(&[&ga], 1)[0], m.raw(&[&gb], 1)[0]);
@@ -226,6 +230,12 @@ mod tests {
         assert_ne!(bad, text);
         std::fs::write(&path, bad).unwrap();
         let e = GraphModel::load(&dir.path().join("m"), Device::Cpu).unwrap_err();
-        assert!(e.to_string().contains("atom_features"), "{e}");
+        assert!(e.to_string().contains("feature layout"), "{e}");
+        // So is one that does not say which feature layout it was trained with.
+        let unversioned = text.replace(&format!("\"features\": {FEATURES_VERSION}"), "\"x\": 0");
+        assert_ne!(unversioned, text);
+        std::fs::write(&path, unversioned.replace(",\n  \"x\": 0", "")).unwrap();
+        let e = GraphModel::load(&dir.path().join("m"), Device::Cpu).unwrap_err();
+        assert!(e.to_string().contains("records no feature layout"), "{e}");
     }
 }

@@ -217,17 +217,13 @@ fn read_info(session: &Session, path: &Path) -> Result<BundleInfo> {
         }
     };
     if graph {
-        let want = format!(
-            "{},{}",
-            crate::graph::ATOM_FEATURES,
-            crate::graph::BOND_FEATURES
-        );
+        let want = crate::graph::GraphConfig::default().features_key();
         let have = get(keys::GRAPH_FEATURES);
         if have != want {
             return Err(Error::model(
                 path,
                 format!(
-                    "the graph model expects {have:?} atom,bond features; this lipo makes {want} (export it again with this version)"
+                    "the graph model expects feature layout {have:?} (version:atom,bond); this lipo makes {want}: train and export it again"
                 ),
             ));
         }
