@@ -149,6 +149,9 @@ pub(crate) fn predict(a: PredictArgs, threads: i32) -> Result<()> {
 #[cfg(feature = "train")]
 fn predict_model_dir(a: &PredictArgs, path: &std::path::Path) -> Result<()> {
     let device = lipo::device::parse(&a.device)?;
+    if lipo::graph::GraphModel::is_graph_dir(path) {
+        return predict_graph_dir(a, path, device);
+    }
     let model = Model::load(path, device)?;
     let label = model
         .meta
@@ -170,6 +173,30 @@ fn predict_model_dir(a: &PredictArgs, path: &std::path::Path) -> Result<()> {
         Ok(encoded
             .into_iter()
             .map(|e| e.map(|_| Row::plain(preds.next().expect("one prediction per molecule"))))
+            .collect())
+    })
+}
+
+/// `predict` on a graph model folder (tch): each SMILES featurised, then batched.
+#[cfg(feature = "train")]
+fn predict_graph_dir(a: &PredictArgs, path: &std::path::Path, device: tch::Device) -> Result<()> {
+    let model = lipo::graph::GraphModel::load(path, device)?;
+    let label = model
+        .meta
+        .label_name
+        .clone()
+        .unwrap_or_else(|| "prediction".into());
+    write_predictions(a, path, &label, false, |smiles| {
+        let graphs: Vec<_> = smiles
+            .iter()
+            .map(|s| lipo::graph::featurize_smiles(s).map_err(|e| e.to_string()))
+            .collect();
+        let ok: Vec<&lipo::graph::MolGraph> =
+            graphs.iter().filter_map(|g| g.as_ref().ok()).collect();
+        let mut preds = model.predict(&ok, a.batch_size).into_iter();
+        Ok(graphs
+            .into_iter()
+            .map(|g| g.map(|_| Row::plain(preds.next().expect("one prediction per molecule"))))
             .collect())
     })
 }

@@ -96,6 +96,47 @@ fn graph_run_writes_its_folder_resumes_exactly_and_learns() {
     let g = lipo::graph::featurize_smiles(smiles).unwrap();
     let p = model.predict(&[&g], 1)[0];
     assert!((p - written).abs() < 1e-4, "{p} vs {written}");
+    // The command line: predict and evaluate with the model folder (tch).
+    let lipo = |args: &[&std::ffi::OsStr]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_lipo"))
+            .args(["--threads", "1"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let model_dir = out.join("model");
+    let smi = dir.path().join("one.smi");
+    std::fs::write(&smi, format!("{smiles}\n")).unwrap();
+    let text = lipo(&[
+        "predict".as_ref(),
+        "--model".as_ref(),
+        model_dir.as_os_str(),
+        "--input".as_ref(),
+        smi.as_os_str(),
+    ]);
+    let cli: f64 = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((cli - written).abs() < 1e-4, "{text}");
+    let text = lipo(&[
+        "evaluate".as_ref(),
+        "--model".as_ref(),
+        model_dir.as_os_str(),
+        "--data".as_ref(),
+        dir.path().join("toy.csv").as_os_str(),
+        "--run".as_ref(),
+        out.as_os_str(),
+    ]);
+    let m: lipo::metrics::Regression = serde_json::from_str(&text).unwrap();
+    assert!((m.rmse - r.test.rmse).abs() < 1e-6, "{text}");
 }
 
 #[test]
