@@ -7,7 +7,9 @@
 #      bundle, through the light front (inference-only build) and through the full binary.
 #   3. Batch-1 inference: LIMIT Lipophilicity molecules predicted one at a time with one
 #      thread, the whole process timed, lipo (light front, the bundle) against PyTorch eager
-#      (benches/eager_predict.py) running the same member weights, on the same molecules.
+#      (benches/eager_predict.py, or benches/eager_graph.py for graph members, which reads the
+#      molecule graphs lipo writes beforehand, untimed) running the same member weights, on
+#      the same molecules.
 #
 #   LIPO_DATA_DIR=/path/to/data bash benches/speed.sh BUNDLE MEMBER_MODEL_DIR...
 #
@@ -63,8 +65,15 @@ echo "### 3. Batch 1, one thread, $limit molecules, whole process"
 echo
 read -r lw lm < <(timed "$light" --threads 1 predict --model "$bundle" --input "$tmp/molecules.csv" \
   --batch-size 1 --out "$tmp/lipo.csv")
-read -r ew em < <(timed python benches/eager_predict.py "$tmp/molecules.csv" "$@" --limit "$limit" \
-  --threads 1)
+if grep -q '"model_type": "dmpnn"' "$1/config.json"; then
+  "$full" bench --model "$1" --data "$tmp/molecules.csv" --dump-graphs "$tmp/graphs.safetensors" \
+    2>/dev/null
+  read -r ew em < <(timed python benches/eager_graph.py "$tmp/graphs.safetensors" "$@" \
+    --limit "$limit" --threads 1)
+else
+  read -r ew em < <(timed python benches/eager_predict.py "$tmp/molecules.csv" "$@" \
+    --limit "$limit" --threads 1)
+fi
 echo "| engine | wall s | molecules/s | peak MB |"
 echo "|---|---|---|---|"
 echo "| lipo (light front, $(basename "$bundle")) | $lw | $(awk "BEGIN {printf \"%.1f\", $limit / $lw}") | $lm |"

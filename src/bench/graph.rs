@@ -119,6 +119,48 @@ pub fn run(cfg: &BenchConfig, bundle_dir: &Path) -> Result<GraphBenchReport> {
     })
 }
 
+/// Writes the graphs of the benchmark's molecules, in table order, as safetensors for an
+/// outside reference (`benches/eager_graph.py`): `atom_features` `[atoms, ATOM_FEATURES]`,
+/// `bond_features` `[bonds, BOND_FEATURES]`, `bond_src` and `bond_dst` (int64, atom indices
+/// within each molecule), and `atom_offsets`, `bond_offsets` (int64 `[molecules + 1]`).
+pub fn dump_graphs(cfg: &BenchConfig, path: &Path) -> Result<usize> {
+    use crate::graph::{ATOM_FEATURES, BOND_FEATURES};
+    use tch::Tensor;
+    let graphs = read_smiles(cfg)?
+        .iter()
+        .map(|s| featurize_smiles(s))
+        .collect::<Result<Vec<MolGraph>>>()?;
+    let (mut af, mut bf, mut src, mut dst) = (vec![], vec![], vec![], vec![]);
+    let (mut ao, mut bo) = (vec![0i64], vec![0i64]);
+    for g in &graphs {
+        af.extend_from_slice(&g.atom_features);
+        bf.extend_from_slice(&g.bond_features);
+        src.extend_from_slice(&g.bond_src);
+        dst.extend_from_slice(&g.bond_dst);
+        ao.push(ao.last().unwrap() + g.atoms as i64);
+        bo.push(bo.last().unwrap() + g.bond_src.len() as i64);
+    }
+    let tensors = [
+        (
+            "atom_features",
+            Tensor::from_slice(&af).view([-1, ATOM_FEATURES as i64]),
+        ),
+        (
+            "bond_features",
+            Tensor::from_slice(&bf).view([-1, BOND_FEATURES as i64]),
+        ),
+        ("bond_src", Tensor::from_slice(&src)),
+        ("bond_dst", Tensor::from_slice(&dst)),
+        ("atom_offsets", Tensor::from_slice(&ao)),
+        ("bond_offsets", Tensor::from_slice(&bo)),
+    ];
+    crate::fsutil::ensure_not_input(path, &[&cfg.data], "dump_graphs")?;
+    let tmp = crate::fsutil::temp_file_for(path)?;
+    Tensor::write_safetensors(&tensors, tmp.path())?;
+    crate::fsutil::persist(tmp, path)?;
+    Ok(graphs.len())
+}
+
 /// The benchmark's SMILES (rows that are not valid molecules are skipped).
 fn read_smiles(cfg: &BenchConfig) -> Result<Vec<String>> {
     let opts = TableOptions {

@@ -39,6 +39,10 @@ pub(crate) struct BenchArgs {
     /// ONNX Runtime intra-op threads (default: --threads).
     #[arg(long)]
     ort_threads: Option<usize>,
+    /// Graph models: write the molecules' graphs (lipo's features) to this safetensors file
+    /// for benches/eager_graph.py, instead of timing.
+    #[arg(long)]
+    dump_graphs: Option<PathBuf>,
     /// Timed passes per engine and batch size (engines take turns on slices of 256 molecules);
     /// the median is reported.
     #[arg(long, default_value_t = 3)]
@@ -67,6 +71,11 @@ pub(crate) fn bench(a: BenchArgs, threads: i32) -> Result<()> {
         repeats: a.repeats,
     };
     let tmp = tempfile::tempdir().context("creating a temporary folder")?;
+    if let Some(path) = &a.dump_graphs {
+        let n = lipo::bench::graph::dump_graphs(&cfg, path)?;
+        eprintln!("wrote the graphs of {n} molecules to {}", path.display());
+        return Ok(());
+    }
     if lipo::bench::graph::is_graph(&cfg.model) {
         let report = lipo::bench::graph::run(&cfg, tmp.path())?;
         print!("{}", lipo::bench::graph::table(&report));
