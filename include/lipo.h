@@ -99,7 +99,9 @@ typedef struct LipoEnsembleInfo {
    */
   size_t members;
   /**
-   * Factor applied to the members' sample sd to give the calibrated `sd`.
+   * Factor that gives the calibrated `sd`: applied to the domain score, or for ensembles
+   * gathered before lipo 0.1's domain calibration to the members' sample sd (the JSON of
+   * `lipo_model_info` says which: `sd_method`).
    */
   double sd_scale;
   /**
@@ -253,9 +255,11 @@ enum LipoStatus lipo_default_model_path(char **path);
  * classification `threshold`, `lipo_version` that exported it, `vocab_hash`,
  * `quantization` ("none", "int8" or "float16"), `tta` (random SMILES averaged per
  * prediction), `canonical` (SMILES rewritten in lipo's canonical form before encoding),
- * `path`, and for an ensemble bundle `members`, `sd_scale`, `domain_threshold`,
- * `domain_neighbours`, `training_molecules` and `out_of_fold_rmse` (as in
- * `LipoEnsembleInfo`; these six keys are always present and null for a single model). Free
+ * `graph` (true for a graph model, which reads molecule graphs made from the SMILES), `path`,
+ * and for an ensemble bundle `members`, `sd_method` ("domain" or "spread": what `sd_scale`
+ * multiplies), `sd_scale`, `domain_threshold`, `domain_neighbours`, `training_molecules` and
+ * `out_of_fold_rmse` (as in `LipoEnsembleInfo`; these seven keys are always present and
+ * null for a single model). Free
  * `*json` with `lipo_string_free`.
  *
  * # Safety

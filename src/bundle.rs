@@ -47,8 +47,9 @@ pub mod io {
     pub const ATOM_MOL: &str = "atom_mol";
     /// Graph models: float32 `[batch]`, the atoms of each molecule.
     pub const MOL_ATOMS: &str = "mol_atoms";
-    /// Ensembles only. Float32 `[batch]`: the members' sample sd times the calibration
-    /// factor ([`super::keys::SD_SCALE`]).
+    /// Ensembles only. Float32 `[batch]`: the calibrated sd: the factor
+    /// [`super::keys::SD_SCALE`] times the domain score, or times the members' sample sd
+    /// ([`super::keys::SD_METHOD`]).
     pub const PREDICTION_SD: &str = "prediction_sd";
     /// Ensembles only. Float32 `[batch]`: the applicability-domain score, the mean distance
     /// of the molecule's embedding to its nearest training molecules; above
@@ -89,7 +90,10 @@ pub mod keys {
     pub const GRAPH_FEATURES: &str = "graph_features";
     /// Ensembles: number of members.
     pub const MEMBERS: &str = "members";
-    /// Ensembles: the factor already applied to the members' sd in `prediction_sd`.
+    /// Ensembles: what `prediction_sd` scales: `domain` (the domain score) or `spread` (the
+    /// members' sample sd; absent in older bundles).
+    pub const SD_METHOD: &str = "sd_method";
+    /// Ensembles: the factor already applied in `prediction_sd`.
     pub const SD_SCALE: &str = "sd_scale";
     /// Ensembles: the domain score above which a molecule is out of domain (the 95th
     /// percentile of the training molecules' leave-one-out scores).

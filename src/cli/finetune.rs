@@ -285,9 +285,22 @@ fn finetune_ensemble(run: &EnsembleRun, a: &FinetuneArgs) -> Result<()> {
     );
     if r.task == lipo::model::Task::Regression {
         println!(
-            "sd calibration factor {:.3} (out-of-fold coverage of +-1.96 sd: {:.3})",
-            r.sd_scale, r.out_of_fold_coverage
+            "sd = {:.3} x the {} (out-of-fold coverage of +-1.96 sd: {:.3})",
+            r.sd_scale,
+            match r.sd_method {
+                lipo::train::SdMethod::Domain => "domain score",
+                lipo::train::SdMethod::Spread => "members' spread",
+            },
+            r.out_of_fold_coverage
         );
+        if let Some(a) = &r.sd_alternative {
+            if let (Some(c), Some(s)) = (a.test_coverage, a.test_spearman_error_sd) {
+                println!(
+                    "(the members' spread x {:.3} instead: test coverage {c:.3}, Spearman {s:.3})",
+                    a.scale
+                );
+            }
+        }
     }
     println!(
         "out of domain above a domain score of {:.4}",

@@ -3,7 +3,8 @@
 //! members, molecule graphs for graph members), then
 //!
 //! - `prediction`: the members' mean;
-//! - `prediction_sd`: their sample sd times the calibration factor of the ensemble;
+//! - `prediction_sd`: the calibration factor of the ensemble times the domain score (or, for
+//!   ensembles gathered with `sd_method` "spread", times the members' sample sd);
 //! - `domain`: the mean Euclidean distance from the members' mean embedding to its k nearest
 //!   training molecules, whose embeddings the graph stores (`d² = |e|² + |t|² − 2 e·t`, the
 //!   k smallest by `TopK`).
@@ -36,7 +37,11 @@ pub struct EnsembleSummary {
     pub task: Task,
     /// Training molecules (all folds) and test molecules.
     pub sizes: [usize; 2],
-    /// Factor on the members' sample sd.
+    /// What the sd scales: `spread` (the members' sample sd; absent in older records) or
+    /// `domain` (the domain score).
+    #[serde(default = "spread_method")]
+    pub sd_method: String,
+    /// Factor on the members' sample sd or on the domain score.
     pub sd_scale: f64,
     /// Domain score above which a molecule is out of domain.
     pub domain_threshold: f64,
@@ -48,6 +53,10 @@ pub struct EnsembleSummary {
     pub label_sd: f64,
     /// Out-of-fold predictions on the training molecules.
     pub out_of_fold: OutOfFold,
+}
+
+fn spread_method() -> String {
+    "spread".into()
 }
 
 /// The out-of-fold error of an ensemble.
@@ -245,7 +254,7 @@ pub fn build(folder: &mut EnsembleFolder, quantize: Quantize) -> Result<onnx_pro
         preds.push(g.op("Unsqueeze", &format!("member{i}.column"), &[&y, &axis], &[]));
     }
     let s = &folder.summary;
-    spread(&mut g, &preds, s.sd_scale as f32);
+    let members_sd = spread(&mut g, &preds);
     let n = s.sizes[0];
     domain(
         &mut g,
@@ -255,15 +264,28 @@ pub fn build(folder: &mut EnsembleFolder, quantize: Quantize) -> Result<onnx_pro
         hidden,
         s.domain_neighbours,
     );
+    let basis = match s.sd_method.as_str() {
+        "spread" => members_sd,
+        "domain" => io::DOMAIN.to_string(),
+        other => {
+            return Err(Error::param(
+                "sd_method",
+                format!("{other:?} in the ensemble's metrics.json is not spread or domain"),
+            ))
+        }
+    };
+    let scale = g.scalar("sd_scale", s.sd_scale as f32);
+    let out = g.op("Mul", io::PREDICTION_SD, &[&basis, &scale], &[]);
+    debug_assert_eq!(out, io::PREDICTION_SD);
     for name in [io::PREDICTION, io::PREDICTION_SD, io::DOMAIN] {
         g.output(name, DataType::FLOAT, &[Dim::Dynamic("batch")]);
     }
     Ok(g.into_proto())
 }
 
-/// `prediction` (the members' mean) and `prediction_sd` (sample sd × `scale`) from the
-/// members' `[batch, 1]` columns.
-fn spread(g: &mut Graph, columns: &[String], scale: f32) {
+/// `prediction` (the members' mean) from the members' `[batch, 1]` columns; returns their
+/// sample sd `[batch]`.
+fn spread(g: &mut Graph, columns: &[String]) -> String {
     let refs: Vec<&str> = columns.iter().map(String::as_str).collect();
     let y = g.op("Concat", "members", &refs, &[("axis", Attr::Int(1))]);
     let mean = g.op(
@@ -285,10 +307,7 @@ fn spread(g: &mut Graph, columns: &[String], scale: f32) {
     );
     let dof = g.scalar("members_dof", (columns.len() - 1) as f32);
     let var = g.op("Div", "members_var", &[&ss, &dof], &[]);
-    let sd = g.op("Sqrt", "members_sd", &[&var], &[]);
-    let scale = g.scalar("sd_scale", scale);
-    let out = g.op("Mul", io::PREDICTION_SD, &[&sd, &scale], &[]);
-    debug_assert_eq!(out, io::PREDICTION_SD);
+    g.op("Sqrt", "members_sd", &[&var], &[])
 }
 
 /// `domain`: the mean distance from the members' mean embedding to its `k` nearest rows of

@@ -288,6 +288,7 @@ fn export_ensemble_as(
     let extra = vec![
         prop(keys::MEMBERS, s.members.to_string()),
         prop(keys::SD_SCALE, s.sd_scale.to_string()),
+        prop(keys::SD_METHOD, s.sd_method.clone()),
         prop(keys::DOMAIN_THRESHOLD, s.domain_threshold.to_string()),
         prop(keys::DOMAIN_NEIGHBOURS, s.domain_neighbours.to_string()),
         prop(keys::TRAINING_MOLECULES, s.sizes[0].to_string()),

@@ -65,7 +65,9 @@ impl From<crate::infer::Prediction> for LipoPrediction {
 pub struct LipoEnsembleInfo {
     /// Members whose mean is the prediction (0: not an ensemble).
     pub members: usize,
-    /// Factor applied to the members' sample sd to give the calibrated `sd`.
+    /// Factor that gives the calibrated `sd`: applied to the domain score, or for ensembles
+    /// gathered before lipo 0.1's domain calibration to the members' sample sd (the JSON of
+    /// `lipo_model_info` says which: `sd_method`).
     pub sd_scale: f64,
     /// Domain score above which a molecule is out of domain (the 95th percentile of the
     /// training molecules' leave-one-out scores).
@@ -233,9 +235,11 @@ pub unsafe extern "C" fn lipo_default_model_path(path: *mut *mut c_char) -> Lipo
 /// classification `threshold`, `lipo_version` that exported it, `vocab_hash`,
 /// `quantization` ("none", "int8" or "float16"), `tta` (random SMILES averaged per
 /// prediction), `canonical` (SMILES rewritten in lipo's canonical form before encoding),
-/// `path`, and for an ensemble bundle `members`, `sd_scale`, `domain_threshold`,
-/// `domain_neighbours`, `training_molecules` and `out_of_fold_rmse` (as in
-/// `LipoEnsembleInfo`; these six keys are always present and null for a single model). Free
+/// `graph` (true for a graph model, which reads molecule graphs made from the SMILES), `path`,
+/// and for an ensemble bundle `members`, `sd_method` ("domain" or "spread": what `sd_scale`
+/// multiplies), `sd_scale`, `domain_threshold`, `domain_neighbours`, `training_molecules` and
+/// `out_of_fold_rmse` (as in `LipoEnsembleInfo`; these seven keys are always present and
+/// null for a single model). Free
 /// `*json` with `lipo_string_free`.
 ///
 /// # Safety
@@ -276,7 +280,9 @@ fn info_json(m: &LipoModel) -> Result<String> {
         "tta": i.tta,
         "canonical": i.canonical,
         "members": e.map(|e| e.members),
+        "sd_method": e.map(|e| e.sd_method.clone()),
         "sd_scale": e.map(|e| e.sd_scale),
+        "graph": i.graph,
         "domain_threshold": e.map(|e| e.domain_threshold),
         "domain_neighbours": e.map(|e| e.domain_neighbours),
         "training_molecules": e.map(|e| e.training_molecules),

@@ -90,8 +90,10 @@ pub struct BundleInfo {
 pub struct EnsembleInfo {
     /// Members whose mean is the prediction.
     pub members: usize,
-    /// Factor applied to the members' sample sd (fitted on out-of-fold molecules so that
-    /// ±1.96 sd covers 95 % of them).
+    /// What the sd scales: `domain` (the domain score) or `spread` (the members' sample sd).
+    pub sd_method: String,
+    /// Factor applied to it (fitted on out-of-fold molecules so that ±1.96 sd covers 95 % of
+    /// them).
     pub sd_scale: f64,
     /// Domain score above which a molecule is out of domain.
     pub domain_threshold: f64,
@@ -301,6 +303,19 @@ fn read_ensemble_info(
     };
     Ok(Some(EnsembleInfo {
         members: whole(keys::MEMBERS)?,
+        sd_method: match custom(keys::SD_METHOD).as_deref() {
+            None | Some("spread") => "spread".into(),
+            Some("domain") => "domain".into(),
+            Some(other) => {
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "metadata {:?} = {other:?} is not spread or domain",
+                        keys::SD_METHOD
+                    ),
+                ))
+            }
+        },
         sd_scale: field(keys::SD_SCALE)?,
         domain_threshold: field(keys::DOMAIN_THRESHOLD)?,
         domain_neighbours: whole(keys::DOMAIN_NEIGHBOURS)?,

@@ -10,8 +10,8 @@
 //!
 //! Each row is mean ± sd over the seeds it has, with paired per-seed differences where two
 //! rows share seeds; test rows choose nothing (every run keeps its epoch by validation loss,
-//! and the mixed row's weights are fixed: equal per member). chemprop's D-MPNN is written
-//! beside the table as the issue reports it, not measured by lipo.
+//! and the mixed row's weights are fixed: equal per member). chemprop's D-MPNN and a random
+//! forest are written beside the table as issue #18 reports them, not measured by lipo.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,8 +27,8 @@ use crate::train::{EnsembleReport, FinetuneReport};
 /// Seeds of the protocol.
 const SEEDS: [u64; 3] = [0, 1, 2];
 
-/// chemprop's D-MPNN on the same seeds' splits, as issue #21 reports it (not measured here).
-pub const CHEMPROP_REFERENCE: &str = "chemprop D-MPNN (reported in issue #21, not run by lipo): test RMSE 0.593 ± 0.013 on seeds 0–2, about 13 CPU minutes per run";
+/// Peers on the same seeds' splits, as issue #18 reports them (not measured by lipo).
+pub const CHEMPROP_REFERENCE: &str = "Peers on the same splits, as issue #18 reports them (not run by lipo): chemprop 2.3.1 D-MPNN, default settings, 50 epochs, about 13 CPU minutes per run: 0.599 / 0.579 / 0.602 (0.593 ± 0.013); Morgan fingerprint (r 2, 2,048 bits) + random forest (500 trees): 0.835 / 0.845 / 0.840 (0.840 ± 0.005)";
 
 /// Where the runs of each row live under the study folder `root`.
 fn run_paths(root: &Path, seed: u64) -> [(&'static str, PathBuf); 3] {
@@ -70,10 +70,15 @@ pub struct UncertaintyRow {
     pub name: String,
     /// Seed.
     pub seed: u64,
+    /// What the sd scales.
+    pub sd_method: crate::train::SdMethod,
     /// Share of test molecules within ±1.96 calibrated sd.
     pub coverage: f64,
     /// Spearman correlation of |error| with sd.
     pub spearman_error_sd: f64,
+    /// Test coverage of the members' spread calibrated the same way (when the sd scales the
+    /// domain score).
+    pub spread_coverage: Option<f64>,
     /// Share of test molecules out of domain.
     pub out_of_domain_share: f64,
     /// Test RMSE by domain-score bin (training percentiles 0–50, 50–80, 80–95, above 95).
@@ -147,6 +152,8 @@ pub fn compare_graph(root: &Path) -> Result<GraphComparison> {
                 uncertainty.push(UncertaintyRow {
                     name: name.into(),
                     seed,
+                    sd_method: r.sd_method,
+                    spread_coverage: r.sd_alternative.as_ref().and_then(|a| a.test_coverage),
                     coverage: t.coverage,
                     spearman_error_sd: t.spearman_error_sd,
                     out_of_domain_share: t.out_of_domain_share,
@@ -267,13 +274,20 @@ fn markdown(
         }
     }
     if !uncertainty.is_empty() {
-        s.push_str("\n| ensemble | seed | coverage of ±1.96 sd | Spearman(\\|error\\|, sd) | out of domain | RMSE by domain bin (0–50, 50–80, 80–95, >95) |\n|---|---|---|---|---|---|\n");
+        s.push_str("\n| ensemble | seed | sd scales | coverage of ±1.96 sd | (spread instead) | Spearman(\\|error\\|, sd) | out of domain | RMSE by domain bin (0–50, 50–80, 80–95, >95) |\n|---|---|---|---|---|---|---|---|\n");
         for u in uncertainty {
             s.push_str(&format!(
-                "| {} | {} | {:.3} | {:.3} | {:.1} % | {} |\n",
+                "| {} | {} | {} | {:.3} | {} | {:.3} | {:.1} % | {} |\n",
                 u.name,
                 u.seed,
+                match u.sd_method {
+                    crate::train::SdMethod::Domain => "domain score",
+                    crate::train::SdMethod::Spread => "spread",
+                },
                 u.coverage,
+                u.spread_coverage
+                    .map(|c| format!("{c:.3}"))
+                    .unwrap_or_else(|| "–".into()),
                 u.spearman_error_sd,
                 100.0 * u.out_of_domain_share,
                 u.bin_rmse

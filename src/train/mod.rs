@@ -23,7 +23,7 @@ mod run_dir;
 
 pub use batches::bucketed_batches;
 pub use config::{Binarize, ExtraTable, FinetuneConfig, FinetuneRun, Fold, InitFrom, LrSchedule};
-pub use ensemble::{finetune_ensemble, EnsembleReport, EnsembleRun};
+pub use ensemble::{finetune_ensemble, EnsembleReport, EnsembleRun, SdMethod};
 pub use epochs::EpochRecord;
 pub use evaluate::{evaluate, evaluate_classification, write_predictions};
 pub use finetune::finetune;

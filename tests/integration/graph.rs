@@ -436,7 +436,7 @@ fn compare_graph_gathers_rows_and_mixes_ensembles_on_the_same_test_rows() {
         "{}",
         c.markdown
     );
-    assert!(c.markdown.contains("chemprop"));
+    assert!(c.markdown.contains("chemprop 2.3.1"));
     assert_eq!(c.uncertainty.len(), 2);
     // The mixed row is the equal-weight mean of the two ensembles' test predictions.
     let read = |p: std::path::PathBuf| -> Vec<(f64, f64)> {

@@ -117,6 +117,40 @@ impl EnsembleRun {
     }
 }
 
+/// What the calibrated sd of an ensemble scales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SdMethod {
+    /// The members' sample sd (ensembles gathered before lipo chose `domain`, and
+    /// classification ensembles, whose sd is the raw spread of the probabilities).
+    #[default]
+    Spread,
+    /// The domain score: the mean distance to the nearest training molecules.
+    ///
+    /// On an out-of-fold molecule four of five members trained on it, so their spread there
+    /// largely measures how far the one held-out member strays — the out-of-fold error
+    /// itself — and a factor fitted on that spread is too small for new molecules (seed 0 of
+    /// the MoLFormer ensemble: 0.873 test coverage where the out-of-fold rows give 0.95).
+    /// The domain score of a training molecule is leave-one-out, so it means the same on
+    /// out-of-fold and new molecules, and the factor fitted on it carries over.
+    Domain,
+}
+
+/// The calibration lipo did not choose, measured the same way, for comparison.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SdAlternative {
+    /// The method.
+    pub method: SdMethod,
+    /// Its factor, fitted on the out-of-fold molecules.
+    pub scale: f64,
+    /// Test coverage of ±1.96 sd (absent without test rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_coverage: Option<f64>,
+    /// Test Spearman correlation of |error| with the sd (absent without test rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_spearman_error_sd: Option<f64>,
+}
+
 /// Error and coverage of molecules binned by domain score.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DomainBin {
@@ -177,8 +211,15 @@ pub struct EnsembleReport {
     /// Out-of-fold predictions (each row by the member that did not train on it) against
     /// the labels.
     pub out_of_fold: Regression,
-    /// Factor on the members' sample sd (1 for classification).
+    /// What the calibrated sd scales ([`SdMethod`]; absent in older records: the spread).
+    #[serde(default)]
+    pub sd_method: SdMethod,
+    /// Factor on the members' sample sd or on the domain score ([`EnsembleReport::sd_method`];
+    /// 1 for classification).
     pub sd_scale: f64,
+    /// The calibration not chosen (regression): the members' spread, for comparison.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sd_alternative: Option<SdAlternative>,
     /// Share of out-of-fold molecules within ±1.96 calibrated sd.
     #[serde(deserialize_with = "crate::metrics::nan_if_null")]
     pub out_of_fold_coverage: f64,
@@ -398,15 +439,21 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
         }
     };
     let pool_truth = truth(&pool);
-    let sd_scale = if classify {
-        1.0
-    } else {
-        calibrate(&pick(&oof, &pool), &pool_truth, &pick(&raw_sd, &pool))
-    };
-    let sd: Vec<f64> = raw_sd.iter().map(|s| s * sd_scale).collect();
     let k = run.domain_neighbours;
     let dom = domain_scores(&outputs.embeddings, &pool, &test, k);
     let (domain, percentiles) = (&dom.score, dom.percentiles);
+    // Regression: the sd scales the domain score (see `SdMethod::Domain`), with the spread's
+    // own calibration kept for comparison; classification: the raw spread.
+    let oof_pool = pick(&oof, &pool);
+    let spread_scale = calibrate(&oof_pool, &pool_truth, &pick(&raw_sd, &pool));
+    let (sd_method, sd_scale, basis) = if classify {
+        (SdMethod::Spread, 1.0, &raw_sd)
+    } else {
+        let scale = calibrate(&oof_pool, &pool_truth, &pick(domain, &pool));
+        (SdMethod::Domain, scale, domain)
+    };
+    let sd: Vec<f64> = basis.iter().map(|s| s * sd_scale).collect();
+    let spread_sd: Vec<f64> = raw_sd.iter().map(|s| s * spread_scale).collect();
     let threshold = percentiles[2];
     write_domain(&out.join(files::DOMAIN), &dom.train)?;
     write_rows(
@@ -442,6 +489,19 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
         };
         test_report(&rows, members, floor, &percentiles, classify)
     });
+    let sd_alternative = (!classify).then(|| {
+        let on_test = (!test.is_empty()).then(|| {
+            let (t, m, s) = (truth(&test), pick(&mean, &test), pick(&spread_sd, &test));
+            let err: Vec<f64> = m.iter().zip(&t).map(|(a, b)| (a - b).abs()).collect();
+            (coverage(&m, &t, &s), crate::metrics::spearman(&err, &s))
+        });
+        SdAlternative {
+            method: SdMethod::Spread,
+            scale: spread_scale,
+            test_coverage: on_test.map(|x| x.0),
+            test_spearman_error_sd: on_test.map(|x| x.1),
+        }
+    });
     Ok(EnsembleReport {
         members: run.members,
         split_seed: cfg.seed,
@@ -449,7 +509,9 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
         sizes: [pool.len(), test.len()],
         best_epochs: outputs.best_epochs,
         out_of_fold: Regression::compute(&pick(&oof, &pool), &pool_truth),
+        sd_method,
         sd_scale,
+        sd_alternative,
         out_of_fold_coverage: if classify {
             f64::NAN
         } else {
