@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The ensemble records of issue #18 and the shipped predictor models/logd.lipo, resumable:
+# The MoLFormer ensemble records of issue #18 and its bundle models/logd-molformer.lipo (the
+# shipped predictor models/logd.lipo is the graph ensemble of scripts/graph.sh), resumable:
 # every step skips what is finished and resumes what was interrupted (run it again after a
 # stop). One job per core, one thread each:
 #
 #   LIPO_DATA_DIR=/path/to/data bash scripts/ensemble.sh all     # shipped model, then seed 2
 #   LIPO_DATA_DIR=/path/to/data bash scripts/ensemble.sh seeds   # seed 0, then seed 1
-#   LIPO_DATA_DIR=/path/to/data bash scripts/ensemble.sh export  # models/logd.lipo from "all"
+#   LIPO_DATA_DIR=/path/to/data bash scripts/ensemble.sh export  # models/logd-molformer.lipo
 #
 # Finer steps, to share the members of one ensemble between two processes (never run one
 # member in two): `mlm NAME` (NAME: all, seed0, seed1, seed2) and `member NAME K`.
@@ -45,6 +46,6 @@ case "${1:-}" in
          mlm seed1 "$root/seed1/domain_corpus.csv"; ensemble seed1 1 0.2 ;;
   mlm) mlm "$2" "$(corpus "$2")" ;;
   member) ensemble "$2" $(split "$2") --member "$3" ;;
-  export) "$lipo" export --model "$root/all/ensemble" --out models/logd.lipo --quantize float16 --canonical ;;
+  export) "$lipo" export --model "$root/all/ensemble" --out models/logd-molformer.lipo --quantize float16 --canonical ;;
   *) echo "usage: scripts/ensemble.sh all|seeds|export|mlm NAME|member NAME K" >&2; exit 2 ;;
 esac

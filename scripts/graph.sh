@@ -5,6 +5,7 @@
 #   LIPO_DATA_DIR=/path/to/data bash scripts/graph.sh single S       # one D-MPNN, seed S
 #   LIPO_DATA_DIR=/path/to/data bash scripts/graph.sh member NAME K  # member K of an ensemble
 #   LIPO_DATA_DIR=/path/to/data bash scripts/graph.sh ensemble NAME  # every member, then gather
+#   bash scripts/graph.sh export        # models/logd.lipo, the shipped predictor, from "all"
 #
 # NAME is seed0, seed1, seed2 (5 members on five folds of the rows that are not test rows of
 # the study's Table 1 split of that seed) or all (every molecule, --test-frac 0: the graph
@@ -12,7 +13,9 @@
 # --model-kind graph: hidden 300, depth 3, 50 epochs, batch 50, lr 1e-3 with the noam schedule.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data="${LIPO_DATA_DIR:?set LIPO_DATA_DIR to the folder holding lipophilicity.csv}/lipophilicity.csv"
+data="${LIPO_DATA_DIR:-}/lipophilicity.csv"
+[ "${1:-}" = export ] || [ -n "${LIPO_DATA_DIR:-}" ] || {
+  echo "set LIPO_DATA_DIR to the folder holding lipophilicity.csv" >&2; exit 2; }
 lipo="${LIPO_EXE:-./target/release/lipo}"
 root=runs/study/graph
 split() { # name: its seed and test fraction
@@ -29,5 +32,6 @@ case "${1:-}" in
             --out "$root/seed$2" >> "$root/seed$2.log" 2>&1 ;;
   member) ensemble "$2" $(split "$2") --member "$3" ;;
   ensemble) ensemble "$2" $(split "$2") ;;
-  *) echo "usage: scripts/graph.sh single S | member NAME K | ensemble NAME" >&2; exit 2 ;;
+  export) "$lipo" export --model "$root/ensemble/all" --out models/logd.lipo ;;
+  *) echo "usage: scripts/graph.sh single S | member NAME K | ensemble NAME | export" >&2; exit 2 ;;
 esac

@@ -40,8 +40,9 @@ pub(crate) struct FinetuneArgs {
     /// validation or test molecule are dropped (counted in extra.json).
     #[arg(long)]
     extra: Option<PathBuf>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seed of the split, batches and weights (default 0).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Epochs (default 20, or the --peft method's preset).
     #[arg(long)]
     epochs: Option<usize>,
@@ -64,16 +65,18 @@ pub(crate) struct FinetuneArgs {
     #[arg(long)]
     redraw_features: bool,
     /// SMILES augmentation: this share (0–1) of the training molecules is written as a fresh
-    /// random SMILES of the same molecule at each epoch; validation and test are not.
-    #[arg(long, default_value_t = 0.0)]
-    augment: f64,
+    /// random SMILES of the same molecule at each epoch; validation and test are not
+    /// (default 0).
+    #[arg(long)]
+    augment: Option<f64>,
     /// Test-time augmentation: validation and test predictions average the SMILES as given
-    /// and this many random SMILES of the same molecule; the model keeps the setting.
-    #[arg(long, default_value_t = 0)]
-    tta: usize,
-    /// L2 weight decay added to the gradients (Adam's, not AdamW's).
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f64,
+    /// and this many random SMILES of the same molecule; the model keeps the setting
+    /// (default 0).
+    #[arg(long)]
+    tta: Option<usize>,
+    /// L2 weight decay added to the gradients (Adam's, not AdamW's; default 0).
+    #[arg(long)]
+    weight_decay: Option<f64>,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -91,9 +94,10 @@ pub(crate) struct FinetuneArgs {
     /// ensemble is gathered by whichever call finds every member finished
     #[arg(long, requires = "ensemble")]
     member: Option<usize>,
-    /// Share of the rows held out as test (0 to train on every row, e.g. a final ensemble)
-    #[arg(long, default_value_t = 0.2)]
-    test_frac: f64,
+    /// Share of the rows held out as test (default 0.2; 0 to train on every row, e.g. a final
+    /// ensemble)
+    #[arg(long)]
+    test_frac: Option<f64>,
     /// Write every SMILES in lipo's canonical form before encoding it (training, evaluation
     /// and, recorded in the model, every prediction); augmented molecules stay random writings
     #[arg(long)]
@@ -169,6 +173,9 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
     if !graph && a.graph.any() {
         anyhow::bail!("the --graph-* settings need --model-kind graph");
     }
+    // Unset flags take the library's defaults (FinetuneConfig::default), or chemprop's recipe
+    // for a graph model.
+    let d = FinetuneConfig::default();
     let run = match &a.config {
         Some(p) => lipo::fsutil::read_json::<FinetuneRun>(p)?,
         None => FinetuneRun {
@@ -193,19 +200,21 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
             },
             train: a.peft.resolve(
                 FinetuneConfig {
-                    batch_size: a.batch_size.unwrap_or(if graph { 50 } else { 16 }),
+                    batch_size: a
+                        .batch_size
+                        .unwrap_or(if graph { 50 } else { d.batch_size }),
                     patience: a.patience,
-                    seed: a.seed,
+                    seed: a.seed.unwrap_or(d.seed),
                     schedule: a.lr_schedule.unwrap_or(if graph {
                         lipo::train::LrSchedule::Noam
                     } else {
                         lipo::train::LrSchedule::Constant
                     }),
                     redraw_features: a.redraw_features,
-                    augment: a.augment,
-                    tta: a.tta,
-                    weight_decay: a.weight_decay,
-                    test_frac: a.test_frac,
+                    augment: a.augment.unwrap_or(d.augment),
+                    tta: a.tta.unwrap_or(d.tta),
+                    weight_decay: a.weight_decay.unwrap_or(d.weight_decay),
+                    test_frac: a.test_frac.unwrap_or(d.test_frac),
                     canonical: a.canonical,
                     exclude_rows: a.exclude_rows.clone(),
                     ..FinetuneConfig::default()

@@ -29,7 +29,7 @@ enum Cmd {
     #[command(subcommand)]
     Data(cli::study::DataCmd),
     /// Fine-tune a regression head and the encoder on a labelled table (Task 1.1).
-    Finetune(cli::finetune::FinetuneArgs),
+    Finetune(Box<cli::finetune::FinetuneArgs>),
     /// Masked-language-model training on a SMILES corpus (pre-training or domain MLM).
     Mlm(cli::mlm::MlmArgs),
     /// Influence of external labelled molecules on validation loss (Task 2, LiSSA).
@@ -81,7 +81,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Study(a) => cli::study::study(a, cli.threads),
         Cmd::Data(c) => cli::study::data(c),
-        Cmd::Finetune(a) => cli::finetune::finetune(a),
+        Cmd::Finetune(a) => cli::finetune::finetune(*a),
         Cmd::Mlm(a) => cli::mlm::mlm(a),
         Cmd::Influence(a) => cli::influence::influence(a),
         Cmd::Select(a) => cli::influence::select(a),

@@ -774,16 +774,16 @@ fn canonical_models_give_one_prediction_per_molecule() {
     }
 }
 
-/// The committed predictor `models/logd.lipo`: a canonical float16 ensemble of at most 30 MB
-/// that opens from the source tree, reports its recipe's numbers, gives every writing of a
-/// molecule one answer, and is what `lipo predict` uses without `--model`. Its predictions
-/// are snapshot-tested, so a changed bundle shows up in review.
+/// The committed predictor `models/logd.lipo`: a graph ensemble of at most 30 MB that opens
+/// from the source tree, reports its recipe's numbers, gives every writing of a molecule one
+/// answer, and is what `lipo predict` uses without `--model`. Its predictions are
+/// snapshot-tested, so a changed bundle shows up in review.
 #[test]
 fn shipped_bundle_predicts_out_of_the_box() {
     let shipped = Path::new(lipo::bundle::SHIPPED);
     assert!(
         shipped.join("model.onnx").is_file(),
-        "{} is missing: export it with `bash scripts/ensemble.sh export`",
+        "{} is missing: export it with `bash scripts/graph.sh export`",
         shipped.display()
     );
     let size: u64 = std::fs::read_dir(shipped)
@@ -800,8 +800,9 @@ fn shipped_bundle_predicts_out_of_the_box() {
     )
     .unwrap();
     let info = p.info();
-    assert!(info.canonical);
+    assert!(info.graph, "the shipped predictor is the graph ensemble");
     let e = info.ensemble.clone().expect("an ensemble");
+    assert_eq!(e.sd_method, "domain");
     assert_eq!(e.members, 5);
     assert!(e.training_molecules >= 4000, "{e:?}");
     assert!(
@@ -863,5 +864,34 @@ fn shipped_bundle_predicts_out_of_the_box() {
     assert!(
         (value - got[0].as_ref().unwrap().value).abs() < 1e-5,
         "{text}"
+    );
+}
+
+/// The MoLFormer ensemble of `scripts/ensemble.sh` stays committed beside the shipped
+/// predictor (`models/logd-molformer.lipo`, canonical SMILES input): it opens, reads tokens,
+/// and gives every writing of paracetamol one answer.
+#[test]
+fn molformer_bundle_opens_beside_the_shipped_one() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/logd-molformer.lipo");
+    let p = Predictor::open(
+        &path,
+        &PredictorOptions {
+            threads: 1,
+            ..PredictorOptions::default()
+        },
+    )
+    .unwrap();
+    let info = p.info();
+    assert!(!info.graph && info.canonical && p.tokenizer().is_some());
+    assert_eq!(info.ensemble.as_ref().unwrap().members, 5);
+    let v: Vec<f64> = p
+        .predict(&["CC(=O)Nc1ccc(O)cc1", "Oc1ccc(NC(C)=O)cc1"])
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(
+        (v[0] - v[1]).abs() < 1e-6 && (v[0] - 0.357).abs() < 1e-3,
+        "{v:?}"
     );
 }
