@@ -1,8 +1,8 @@
 //! The graph model's prediction graph in ONNX (opset 17), mirroring the tch forward pass of
 //! [`crate::graph::dmpnn`] in eval mode. The molecules come in as one stacked graph
 //! ([`crate::graph::GraphArrays`]), and message passing is `Gather` (read a bond's source
-//! atom, its reverse bond) and `ScatterElements` with `reduction = "add"` (sum the messages
-//! into their destination atoms, and atoms into their molecules).
+//! atom, its reverse bond) and `ScatterND` with `reduction = "add"` over whole rows (sum the
+//! messages into their destination atoms, and atoms into their molecules).
 
 use onnx_protobuf::tensor_proto::DataType;
 
@@ -67,25 +67,21 @@ impl Builder<'_> {
         self.g.op("ConstantOfShape", hint, &[&dims], &[])
     }
 
-    /// An index vector `[n]` as `[n, hidden]` (each row repeated), for `ScatterElements`.
+    /// An index vector `[n]` as `[n, 1]` row indices, for `ScatterND`.
     fn rows_index(&mut self, index: &str, hint: &str) -> String {
         let axis = self.g.ints(&format!("{hint}.axis"), &[1]);
-        let col = self
-            .g
-            .op("Unsqueeze", &format!("{hint}.col"), &[index, &axis], &[]);
-        let shape = self
-            .g
-            .ints(&format!("{hint}.shape"), &[1, self.c.hidden as i64]);
-        self.g.op("Expand", hint, &[&col, &shape], &[])
+        self.g.op("Unsqueeze", hint, &[index, &axis], &[])
     }
 
-    /// `into[index[i]] += values[i]` row-wise.
+    /// `into[index[i]] += values[i]` row by row: `ScatterND` with `[n, 1]` row indices adds
+    /// whole rows (an element-wise `ScatterElements` needs the indices expanded to the
+    /// values' shape, and ONNX Runtime then runs several times slower).
     fn scatter_add(&mut self, zeros: &str, index: &str, values: &str, hint: &str) -> String {
         self.g.op(
-            "ScatterElements",
+            "ScatterND",
             hint,
             &[zeros, index, values],
-            &[("axis", Attr::Int(0)), ("reduction", Attr::Str("add"))],
+            &[("reduction", Attr::Str("add"))],
         )
     }
 
