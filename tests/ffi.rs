@@ -1508,3 +1508,47 @@ fn train_runs_mlm_and_peft_jobs() {
     assert!(v.is_finite());
     unsafe { lipo_model_close(model) };
 }
+
+#[test]
+fn train_runs_a_graph_model_job_and_predicts_with_its_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("toy.csv");
+    common::write_toy_table(&table, 40);
+    let (steps, r) = train_job(&serde_json::json!({
+        "command": "finetune", "out": dir.path().join("graph"), "device": "cpu", "threads": 1,
+        "export": dir.path().join("graph.lipo"),
+        "run": {"data": table, "init": {"graph": {"hidden": 16, "depth": 2, "ffn_hidden": 8}},
+                "train": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "schedule": "noam"}}
+    }));
+    assert!(steps > 0);
+    let bundle = r["bundle"].as_str().unwrap();
+    assert!(!Path::new(bundle).join("tokenizer.json").exists());
+    let model = open(Path::new(bundle), "{}");
+    let mut info = std::ptr::null_mut();
+    assert_eq!(unsafe { lipo_model_info(model, &mut info) }, LipoStatus::Ok);
+    let text = unsafe { CStr::from_ptr(info) }
+        .to_str()
+        .unwrap()
+        .to_string();
+    unsafe { lipo_string_free(info) };
+    let info: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(info["graph"], true, "{info}");
+    let (mut a, mut b) = (f64::NAN, f64::NAN);
+    let (x, y) = (cstring("CC(=O)Nc1ccc(O)cc1"), cstring("Oc1ccc(NC(C)=O)cc1"));
+    assert_eq!(
+        unsafe { lipo_predict(model, x.as_ptr(), &mut a) },
+        LipoStatus::Ok
+    );
+    assert_eq!(
+        unsafe { lipo_predict(model, y.as_ptr(), &mut b) },
+        LipoStatus::Ok
+    );
+    assert!(a.is_finite() && (a - b).abs() < 1e-6, "{a} {b}");
+    let bad = cstring("C1CC");
+    assert_eq!(
+        unsafe { lipo_predict(model, bad.as_ptr(), &mut a) },
+        LipoStatus::InvalidSmiles
+    );
+    assert!(last_error().contains("C1CC"), "{}", last_error());
+    unsafe { lipo_model_close(model) };
+}
