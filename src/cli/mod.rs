@@ -41,7 +41,8 @@ pub mod table_args;
 
 /// The message of a failed command. The library names the setting a bad value belongs to as
 /// run.json spells it (`lr`, `lora_targets`); on the command line that setting is the flag
-/// `--lr`, `--lora-targets`, so the message names the flag.
+/// `--lr`, `--lora-targets`, so the message names the flag. Other errors print their chain of
+/// causes once each.
 pub fn error_message(e: &anyhow::Error) -> String {
     if let Some(lipo::Error::InvalidParameter { name, reason }) = e.downcast_ref::<lipo::Error>() {
         let setting = !name.is_empty()
@@ -62,7 +63,37 @@ pub fn error_message(e: &anyhow::Error) -> String {
             return parts.join(": ");
         }
     }
-    format!("{e:#}")
+    // The chain of causes, outermost first, leaving out a cause whose text an outer message
+    // already quotes (lipo's errors name their source in their own message).
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_message;
+
+    #[test]
+    fn a_cause_the_message_already_quotes_is_not_repeated() {
+        let io = std::io::Error::other("disk on fire");
+        let e = anyhow::Error::from(lipo::Error::io("/x/y.json", io));
+        assert_eq!(error_message(&e), "/x/y.json: disk on fire");
+        let e = e.context("reading the run");
+        assert_eq!(
+            error_message(&e),
+            "reading the run: /x/y.json: disk on fire"
+        );
+    }
 }
 
 /// Log lines (tracing) on standard error, filtered by `LIPO_LOG` (default: warn).

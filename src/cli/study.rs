@@ -49,6 +49,11 @@ pub struct StudyArgs {
     /// throughput of one process with both cores). Logs go to STAGE/jobs/.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Only write report.md and report.html again, from the study folder's
+    /// study_results.json (and graph/comparison.md, when `lipo compare-graph` made it);
+    /// nothing runs.
+    #[arg(long)]
+    report_only: bool,
 }
 
 impl StudyArgs {
@@ -146,6 +151,12 @@ fn environment(threads: &str, device: &str) -> Vec<(String, String)> {
 
 /// Runs `lipo study`.
 pub fn study(a: StudyArgs, given_threads: Option<i32>) -> Result<()> {
+    if a.report_only {
+        let out = a.out();
+        study::report::rewrite(&out)?;
+        println!("report: {}", out.join("report.md").display());
+        return Ok(());
+    }
     let threads = given_threads.unwrap_or_else(|| lipo::threads::cores() as i32);
     let cfg = a.resolve()?;
     let out = a.out();

@@ -346,7 +346,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// What the study measured; written to `study_results.json` and rendered as the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StudyReport {
     /// The resolved study.
     pub config: StudyConfig,

@@ -16,6 +16,25 @@ pub fn write(r: &StudyReport, out: &Path) -> Result<()> {
     crate::fsutil::write_atomic(&out.join(files::REPORT_HTML), html.as_bytes())
 }
 
+/// Writes `report.md` and `report.html` of the study folder `out` again from its
+/// `study_results.json`, with whatever it holds besides (the graph table of
+/// `lipo compare-graph`); nothing is run.
+pub fn rewrite(out: &Path) -> Result<()> {
+    let path = out.join(files::RESULTS);
+    if !path.is_file() {
+        return Err(Error::param(
+            "out",
+            format!(
+                "{} has no {} (run the study first)",
+                out.display(),
+                files::RESULTS
+            ),
+        ));
+    }
+    let r: StudyReport = crate::fsutil::read_json(&path)?;
+    write(&r, out)
+}
+
 fn figure(s: &mut String, out: &Path, rel: &str, caption: &str) {
     if out.join(rel).is_file() {
         s.push_str(&format!("![{caption}]({rel})\n\n"));

@@ -1,12 +1,12 @@
 //! Mean ± sample sd over seeds, and whether two rows differ by more than their spread — the
 //! protocol's rule for every comparison table.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::{mean_sd, Regression};
 
 /// Mean and sample sd of one metric over seeds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     /// Mean over seeds.
     pub mean: f64,
@@ -44,7 +44,7 @@ impl Spread {
 }
 
 /// The regression metrics of one row of a table, summarised over seeds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegressionRow {
     /// Row label.
     pub name: String,

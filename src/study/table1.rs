@@ -69,7 +69,7 @@ pub fn domain_mlm_defaults(epochs: usize) -> MlmConfig {
 }
 
 /// Table 1's rows and readings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Table1Report {
     /// Random init, pre-trained, pre-trained + domain MLM, and the mean predictor.
     pub rows: Vec<RegressionRow>,

@@ -138,7 +138,7 @@ impl Table2Config {
 }
 
 /// What one seed contributed besides test metrics.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeedDetail {
     /// The seed.
     pub seed: u64,
@@ -159,7 +159,7 @@ pub struct SeedDetail {
 }
 
 /// Table 2's rows and readings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Table2Report {
     /// none, all, random, top, bottom, and the mean predictor.
     pub rows: Vec<RegressionRow>,

@@ -113,7 +113,7 @@ pub fn choose_rates(points: &[SearchPoint]) -> Vec<usize> {
 }
 
 /// One method of the comparison with its resolved settings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Method {
     /// `full`, `bitfit`, `lora` or `ia3`.
     pub name: String,
@@ -196,7 +196,7 @@ impl<F: FnMut(&FinetuneRun, &Path) -> Result<FinetuneReport>> Runner for F {
 }
 
 /// One row of the comparison table: a method summarised over seeds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MethodRow {
     /// The method and its settings.
     pub method: Method,
@@ -219,12 +219,12 @@ pub struct MethodRow {
     /// Run folders.
     pub runs: Vec<PathBuf>,
     /// With a learning-rate search: every run of the grid, the chosen ones marked.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub search: Vec<SearchPoint>,
 }
 
 /// The comparison's results.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
     /// Regression or classification.
     pub task: Task,
