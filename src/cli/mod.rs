@@ -79,6 +79,17 @@ pub fn error_message(e: &anyhow::Error) -> String {
     out
 }
 
+/// Log lines (tracing) on standard error, filtered by `LIPO_LOG` (default: warn).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LIPO_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::error_message;
@@ -94,15 +105,4 @@ mod tests {
             "reading the run: /x/y.json: disk on fire"
         );
     }
-}
-
-/// Log lines (tracing) on standard error, filtered by `LIPO_LOG` (default: warn).
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LIPO_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
 }
