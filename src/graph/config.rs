@@ -10,7 +10,7 @@ use super::features::{ATOM_FEATURES, BOND_FEATURES, FEATURES_VERSION};
 use crate::error::{Error, Result};
 
 /// The `model_type` of a graph model's `config.json`.
-pub const MODEL_TYPE: &str = "dmpnn";
+pub const MODEL_TYPE: &str = crate::model::GRAPH_MODEL_TYPE;
 
 /// How atom vectors become one molecule vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -145,14 +145,6 @@ impl GraphConfig {
 
     /// Whether the `config.json` at `path` is a graph model's.
     pub fn is_graph_config(path: &Path) -> bool {
-        #[derive(Deserialize)]
-        struct Kind {
-            model_type: Option<String>,
-        }
-        std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Kind>(&b).ok())
-            .and_then(|k| k.model_type)
-            .is_some_and(|t| t == MODEL_TYPE)
+        crate::model::is_graph_config(path)
     }
 }

@@ -85,6 +85,22 @@ pub fn default_model_dir() -> Option<std::path::PathBuf> {
         .then(|| bundled.to_path_buf())
 }
 
+/// The `model_type` in a graph model's `config.json` ([`crate::graph`]).
+pub const GRAPH_MODEL_TYPE: &str = "dmpnn";
+
+/// Whether the `config.json` at `path` is a graph model's (`"model_type": "dmpnn"`).
+pub fn is_graph_config(path: &std::path::Path) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        model_type: Option<String>,
+    }
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Kind>(&b).ok())
+        .and_then(|k| k.model_type)
+        .is_some_and(|t| t == GRAPH_MODEL_TYPE)
+}
+
 /// The parts of a model folder that need no libtorch: `config.json` and the path of
 /// `model.safetensors` (both required; the error names the missing file), the tokenizer
 /// (MoLFormer's when the folder has no `tokenizer.json`) and `lipo.json` when present.
@@ -108,6 +124,14 @@ pub fn read_folder(
                 ),
             ));
         }
+    }
+    if is_graph_config(&config_path) {
+        return Err(crate::Error::model(
+            dir,
+            "is a graph model (lipo finetune --model-kind graph); this needs a MoLFormer model \
+             folder (graph models train, predict, evaluate and export; they have no tokens to \
+             embed, explain, adapt or pre-train)",
+        ));
     }
     let config = Config::load(&config_path)?;
     let tok_path = dir.join(files::TOKENIZER);

@@ -137,6 +137,21 @@ fn graph_run_writes_its_folder_resumes_exactly_and_learns() {
     ]);
     let m: lipo::metrics::Regression = serde_json::from_str(&text).unwrap();
     assert!((m.rmse - r.test.rmse).abs() < 1e-6, "{text}");
+    // Commands that need MoLFormer say so about a graph model folder.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_lipo"))
+        .args(["embed", "--model"])
+        .arg(&model_dir)
+        .arg("--input")
+        .arg(&smi)
+        .arg("--out")
+        .arg(dir.path().join("e.npy"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("is a graph model"),
+        "{err}"
+    );
 }
 
 #[test]
