@@ -158,23 +158,8 @@ impl<'a> Training<'a> {
                 train_seconds,
             });
             self.checkpoint(epoch, valid_loss)?;
-            let go_on = monitor.event(&Event::Epoch {
-                epoch,
-                train_loss,
-                valid_loss,
-            });
-            if !go_on {
-                return Err(Error::Cancelled(format!(
-                    "fine-tuning stopped after epoch {epoch}; run the same command to resume"
-                )));
-            }
-            if let Some(p) = cfg.patience {
-                if epoch - self.state.best_epoch >= p {
-                    monitor.event(&Event::Message {
-                        text: format!("early stop: no better validation loss for {p} epochs"),
-                    });
-                    break;
-                }
+            if !end_of_epoch(cfg, &self.state, train_loss, valid_loss, monitor)? {
+                break;
             }
         }
         Ok(())
@@ -308,6 +293,37 @@ impl<'a> Training<'a> {
         let ckpt_dir = self.out.join(files::CHECKPOINT);
         crate::checkpoint::write(&self.model, &self.opt, &self.state, &ckpt_dir)
     }
+}
+
+/// After an epoch is checkpointed: tells the monitor, stops with `Cancelled` when it
+/// cancels, and returns false when patience says to stop early.
+pub(super) fn end_of_epoch(
+    cfg: &super::FinetuneConfig,
+    state: &CheckpointState,
+    train_loss: f64,
+    valid_loss: f64,
+    monitor: &mut dyn Monitor,
+) -> Result<bool> {
+    let epoch = state.epochs_done;
+    let go_on = monitor.event(&Event::Epoch {
+        epoch,
+        train_loss,
+        valid_loss,
+    });
+    if !go_on {
+        return Err(Error::Cancelled(format!(
+            "fine-tuning stopped after epoch {epoch}; run the same command to resume"
+        )));
+    }
+    if let Some(p) = cfg.patience {
+        if epoch - state.best_epoch >= p {
+            monitor.event(&Event::Message {
+                text: format!("early stop: no better validation loss for {p} epochs"),
+            });
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Mean loss of a batch's head outputs: BCE with logits (classification) or MSE on

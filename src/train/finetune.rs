@@ -182,10 +182,10 @@ fn model_meta(run: &FinetuneRun, inputs: &Inputs) -> ModelMeta {
 
 /// The run's progress: restored with the weights and optimiser state from the checkpoint in
 /// `out` when there is a usable one, else a fresh start.
-fn restore_checkpoint(
+pub(super) fn restore_checkpoint<M: crate::checkpoint::Checkpointed>(
     run: &FinetuneRun,
     out: &Path,
-    model: &Model,
+    model: &M,
     opt: &mut Adam,
     device: Device,
     monitor: &mut dyn Monitor,

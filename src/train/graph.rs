@@ -19,7 +19,7 @@ use crate::progress::{Event, Monitor};
 use crate::rng::SplitMix64;
 use crate::trainlog::{EvalRecord, LogRecord, StepRecord, TrainLog};
 
-use super::epochs::{batch_loss, CheckpointState, EpochRecord};
+use super::epochs::{batch_loss, end_of_epoch, CheckpointState, EpochRecord};
 use super::evaluate::mean_loss;
 use super::inputs::Inputs;
 use super::report::{ClassificationReport, MemoryReport};
@@ -78,32 +78,7 @@ pub(super) fn finetune_graph(
             ..AdamConfig::adam()
         },
     );
-    let mut say = |text: String| {
-        monitor.event(&Event::Message { text });
-    };
-    let restored: Option<CheckpointState> = crate::checkpoint::restore(
-        &out.join(files::CHECKPOINT),
-        &model,
-        &mut opt,
-        device,
-        &mut say,
-    )?;
-    let state = match restored {
-        Some(s) => {
-            monitor.event(&Event::Message {
-                text: format!("resuming after epoch {}", s.epochs_done),
-            });
-            s
-        }
-        None => CheckpointState {
-            run: run.clone(),
-            epochs_done: 0,
-            best_epoch: 0,
-            best_valid: f64::INFINITY,
-            history: vec![],
-            seconds_before: 0.0,
-        },
-    };
+    let state = super::finetune::restore_checkpoint(run, out, &model, &mut opt, device, monitor)?;
     monitor.event(&Event::Message {
         text: format!(
             "graph model (D-MPNN, hidden {}, depth {}): {} parameters",
@@ -211,23 +186,8 @@ impl GraphTraining<'_> {
                 &self.state,
                 &self.out.join(files::CHECKPOINT),
             )?;
-            let go_on = monitor.event(&Event::Epoch {
-                epoch,
-                train_loss,
-                valid_loss,
-            });
-            if !go_on {
-                return Err(Error::Cancelled(format!(
-                    "fine-tuning stopped after epoch {epoch}; run the same command to resume"
-                )));
-            }
-            if let Some(p) = cfg.patience {
-                if epoch - self.state.best_epoch >= p {
-                    monitor.event(&Event::Message {
-                        text: format!("early stop: no better validation loss for {p} epochs"),
-                    });
-                    break;
-                }
+            if !end_of_epoch(cfg, &self.state, train_loss, valid_loss, monitor)? {
+                break;
             }
         }
         Ok(())
