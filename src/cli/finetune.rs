@@ -106,6 +106,14 @@ pub(crate) struct FinetuneArgs {
     /// validation and test keep theirs (e.g. to check `lipo explain` by retraining).
     #[arg(long, value_delimiter = ',')]
     exclude_rows: Vec<usize>,
+    /// Train only these parameters: head, or last:N (the last N encoder layers, the final
+    /// LayerNorm and the head); the rest keep their starting weights. Not with --peft
+    #[arg(long, conflicts_with = "peft")]
+    train_params: Option<lipo::influence::ParamSet>,
+    /// Seed dropout per optimiser step and keep each epoch's batches under --exclude-rows, so
+    /// that a retrain without a few rows differs from the run only where they were
+    #[arg(long)]
+    step_seeds: bool,
 }
 
 fn parse_schedule(s: &str) -> std::result::Result<lipo::train::LrSchedule, String> {
@@ -217,6 +225,8 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
                     test_frac: a.test_frac.unwrap_or(d.test_frac),
                     canonical: a.canonical,
                     exclude_rows: a.exclude_rows.clone(),
+                    train_params: a.train_params.clone(),
+                    step_seeds: a.step_seeds,
                     ..FinetuneConfig::default()
                 },
                 a.epochs.or(graph.then_some(50)),

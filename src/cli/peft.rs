@@ -201,6 +201,10 @@ pub struct ComparePeftArgs {
     /// Default: the study's presets.
     #[arg(long, value_delimiter = ',')]
     lr_search: Vec<f64>,
+    /// Patience of the search's runs: a run stops after this many epochs without a better
+    /// validation loss (default: none, the method's epochs in full).
+    #[arg(long, requires = "lr_search")]
+    search_patience: Option<usize>,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -300,6 +304,7 @@ pub fn compare_peft(a: ComparePeftArgs, threads: Option<i32>) -> Result<()> {
                 peft_epochs: None,
                 quick: a.quick,
                 lr_search: a.lr_search.clone(),
+                search_patience: a.search_patience,
             }
         }
     };

@@ -28,6 +28,8 @@ mod adapters;
 mod io;
 #[cfg(feature = "train")]
 mod load;
+#[cfg(feature = "train")]
+mod params;
 
 #[cfg(feature = "train")]
 pub use adapters::{apply, attach, is_adapter, merge, parameter_counts, trains, ParameterCounts};
@@ -37,6 +39,8 @@ pub use io::files as adapter_files;
 pub use io::{save_adapter, AdapterInfo};
 #[cfg(feature = "train")]
 pub use load::{load_adapter, LoadModel};
+#[cfg(feature = "train")]
+pub use params::{select_params, ParamSet};
 
 pub use crate::model::adapters::{Ia3Config, LoraConfig, PeftConfig, LINEAR_MODULES};
 

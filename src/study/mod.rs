@@ -176,6 +176,7 @@ impl StudyConfig {
             peft_epochs: self.peft_epochs,
             quick: false,
             lr_search: Vec::new(),
+            search_patience: None,
         }
     }
 

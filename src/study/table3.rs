@@ -74,6 +74,11 @@ pub struct CompareConfig {
     /// the test metrics of the chosen runs. Full fine-tuning keeps its own rate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lr_search: Vec<f64>,
+    /// Patience of the search's runs (epochs without a better validation loss before a run
+    /// stops; absent: the full fine-tune's). The epochs of a search run are the method's, so
+    /// that the search chooses the rate and, through the best epoch, how long to train.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_patience: Option<usize>,
 }
 
 /// One run of a learning-rate search: what the choice may look at (validation) and, for the
@@ -414,7 +419,11 @@ fn search_rates(
                 .join(&method.name)
                 .join(format!("lr-{lr:e}"))
                 .join(format!("seed-{seed}"));
-            let r = runner.run(&cfg.run_of(&m, seed), &dir)?;
+            let mut run = cfg.run_of(&m, seed);
+            if cfg.search_patience.is_some() {
+                run.train.patience = cfg.search_patience;
+            }
+            let r = runner.run(&run, &dir)?;
             let valid_loss = r
                 .history
                 .iter()
@@ -823,6 +832,7 @@ mod tests {
             peft_epochs: None,
             quick: false,
             lr_search: Vec::new(),
+            search_patience: None,
         };
         let m = cfg.methods();
         let got: Vec<(String, usize, f64)> =

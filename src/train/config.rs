@@ -70,6 +70,18 @@ pub struct FinetuneConfig {
     /// and test keep theirs. Retraining checks of `lipo explain` use it (absent: none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exclude_rows: Vec<usize>,
+    /// Train only these parameters (e.g. `last:1`: the last encoder layer, the final
+    /// LayerNorm and the head); everything else keeps its starting weights. Not with `peft`
+    /// (absent: every parameter, or the PEFT method's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_params: Option<crate::peft::ParamSet>,
+    /// Seed dropout afresh at every optimiser step, from the seed, the epoch and the batch's
+    /// place in the epoch, and keep each epoch's batches when `exclude_rows` leaves rows out
+    /// (they drop out of the batches that held them). A retrain without a few rows then
+    /// differs from the original run only where those rows were (absent: false, one dropout
+    /// stream per epoch).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub step_seeds: bool,
 }
 
 /// Share of a run's steps that [`LrSchedule::Noam`] warms up over.
@@ -206,6 +218,8 @@ impl Default for FinetuneConfig {
             tta: 0,
             canonical: false,
             exclude_rows: Vec::new(),
+            train_params: None,
+            step_seeds: false,
         }
     }
 }

@@ -25,6 +25,12 @@ use super::evaluate::{mean_loss, raw_outputs};
 use super::inputs::Inputs;
 use super::{files, FinetuneRun};
 
+/// The dropout seed of batch `index` of `epoch` under `step_seeds`.
+fn step_seed(seed: u64, epoch: usize, index: usize) -> i64 {
+    let mut rng = SplitMix64::derive(seed, &format!("finetune-step-{epoch}-{index}"));
+    (rng.next_u64() >> 1) as i64
+}
+
 /// One epoch of the history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
@@ -107,9 +113,9 @@ impl<'a> Training<'a> {
         let cfg = &run.train;
         let Learner { model, opt, state } = learner;
         let log = TrainLog::open(&out.join(files::LOG), state.epochs_done)?;
-        let train = &inputs.split.train;
-        let graphs = rewritable_graphs(&inputs.data, train, cfg, monitor);
-        let steps_per_epoch = train.len().div_ceil(cfg.batch_size) as u64;
+        let order = &inputs.batch_order;
+        let graphs = rewritable_graphs(&inputs.data, order, cfg, monitor);
+        let steps_per_epoch = order.len().div_ceil(cfg.batch_size) as u64;
         let total = steps_per_epoch * cfg.epochs as u64;
         monitor.event(&Event::Start {
             stage: "finetune".into(),
@@ -169,29 +175,44 @@ impl<'a> Training<'a> {
     fn train_epoch(&mut self, epoch: usize, monitor: &mut dyn Monitor) -> Result<(f64, f64)> {
         let (run, inputs) = (self.run, self.inputs);
         let cfg = &run.train;
-        let train = &inputs.split.train;
+        let order = &inputs.batch_order;
         tch::manual_seed((cfg.seed * 1_000_003 + epoch as u64) as i64);
         let mut rng = SplitMix64::derive(cfg.seed, &format!("finetune-epoch-{epoch}"));
         let epoch_ids = augmented_ids(
             &inputs.data,
-            train,
+            order,
             &self.graphs,
             cfg,
             epoch,
             &inputs.tokenizer,
         );
         let lengths: Vec<usize> = epoch_ids.iter().map(|ids| ids.len()).collect();
-        let batches = bucketed_batches(train, &lengths, cfg.batch_size, &mut rng);
+        let mut batches = bucketed_batches(order, &lengths, cfg.batch_size, &mut rng);
+        if order.len() != inputs.split.train.len() {
+            let left_out: std::collections::HashSet<usize> =
+                cfg.exclude_rows.iter().copied().collect();
+            for b in &mut batches {
+                b.retain(|r| !left_out.contains(r));
+            }
+        }
         let te = Instant::now();
         let mut loss_sum = 0.0;
-        for rows in &batches {
+        let mut mols = 0;
+        for (i, rows) in batches.iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            if cfg.step_seeds {
+                tch::manual_seed(step_seed(cfg.seed, epoch, i));
+            }
             let l = self.train_step(epoch, rows, &epoch_ids, monitor)?;
             loss_sum += l * rows.len() as f64;
+            mols += rows.len();
         }
         let secs = te.elapsed().as_secs_f64();
         self.train_time += secs;
-        self.train_mols += train.len();
-        Ok((loss_sum / train.len() as f64, secs))
+        self.train_mols += mols;
+        Ok((loss_sum / mols.max(1) as f64, secs))
     }
 
     /// One optimiser step on the batch `rows` (token ids from `epoch_ids`), logged; returns its

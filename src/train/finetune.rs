@@ -114,21 +114,30 @@ fn build_model(
     model.encoder.set_feature_redraw(cfg.redraw_features);
     model.meta = model_meta(run, inputs);
     model.tokenizer = inputs.tokenizer.clone();
-    let counts = match &cfg.peft {
-        Some(p) => peft::apply(&mut model, p, cfg.seed)?,
-        None => {
+    let counts = match (&cfg.peft, &cfg.train_params) {
+        (Some(p), None) => peft::apply(&mut model, p, cfg.seed)?,
+        (None, Some(set)) => {
+            peft::select_params(&model, set)?;
+            peft::parameter_counts(&model)
+        }
+        (None, None) => {
             model.set_trainable(|_| true);
             peft::parameter_counts(&model)
         }
+        (Some(_), Some(_)) => {
+            return Err(Error::param(
+                "train_params",
+                "a PEFT method already chooses what trains; give one of peft and train_params",
+            ))
+        }
+    };
+    let what = match (&cfg.peft, &cfg.train_params) {
+        (Some(p), _) => p.name().to_string(),
+        (None, Some(set)) => format!("partial fine-tuning ({set})"),
+        (None, None) => "full fine-tuning".into(),
     };
     monitor.event(&Event::Message {
-        text: format!(
-            "{}: {counts}",
-            cfg.peft
-                .as_ref()
-                .map(|p| p.name())
-                .unwrap_or("full fine-tuning")
-        ),
+        text: format!("{what}: {counts}"),
     });
     Ok((model, counts))
 }

@@ -47,6 +47,18 @@ fn refuse_sequence_settings(run: &FinetuneRun) -> Result<()> {
             "is a MoLFormer attention setting; a graph model has no attention",
         ));
     }
+    if cfg.train_params.is_some() {
+        return Err(Error::param(
+            "train_params",
+            "names MoLFormer parameters; a graph model trains all its weights",
+        ));
+    }
+    if cfg.step_seeds {
+        return Err(Error::param(
+            "step_seeds",
+            "is not implemented for graph models (they draw one dropout stream per epoch)",
+        ));
+    }
     Ok(())
 }
 

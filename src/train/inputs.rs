@@ -25,6 +25,10 @@ pub(super) struct Inputs {
     pub extra: Option<ExtraReport>,
     /// The training targets.
     pub targets: Targets,
+    /// The rows each epoch's batches are drawn from, in order: the training rows, except that
+    /// with `step_seeds` the rows `exclude_rows` left out stay in this list (the epoch loop
+    /// drops them from their batches), so that the other batches stay as they were.
+    pub batch_order: Vec<usize>,
 }
 
 /// The training target of every row and the train-split statistics behind it.
@@ -53,6 +57,7 @@ impl Inputs {
             Some(f) => Split::fold(n, f.split_seed, cfg.test_frac, f.index, f.count)?,
             None => Split::new(n, cfg.seed, cfg.test_frac, cfg.valid_frac)?,
         };
+        let full_train = split.train.clone();
         if !cfg.exclude_rows.is_empty() {
             if let Some(&r) = cfg.exclude_rows.iter().find(|&&r| r >= n) {
                 return Err(Error::param(
@@ -69,14 +74,26 @@ impl Inputs {
             ));
         }
         fsutil::write_json(&out.join(files::SPLIT), &split)?;
+        let pruned_len = split.train.len();
         let extra = match &run.extra {
             Some(x) => Some(join_extra(
                 &mut data, &mut split, x, &tokenizer, out, monitor,
             )?),
             None => None,
         };
-        let targets = Targets::of(run, &data, &split)?;
+        let batch_order = if cfg.step_seeds {
+            full_train
+                .into_iter()
+                .chain(split.train[pruned_len..].iter().copied())
+                .collect()
+        } else {
+            split.train.clone()
+        };
+        // Under step_seeds the label statistics are those of the run without exclusions, so
+        // that leaving rows out changes nothing but the batches that held them.
+        let targets = Targets::of(run, &data, &batch_order)?;
         Ok(Inputs {
+            batch_order,
             tokenizer,
             data,
             split,
@@ -104,11 +121,11 @@ impl Inputs {
 }
 
 impl Targets {
-    /// The targets of `run` on `data`: labels standardised with the train split's mean and sd,
+    /// The targets of `run` on `data`: labels standardised with the mean and sd of `train`,
     /// or classes at the run's threshold (refused when the training rows hold one class only).
-    fn of(run: &FinetuneRun, data: &Dataset, split: &Split) -> Result<Targets> {
+    fn of(run: &FinetuneRun, data: &Dataset, train: &[usize]) -> Result<Targets> {
         let cfg = &run.train;
-        let train_labels = data.labels(&split.train);
+        let train_labels = data.labels(train);
         let (mean, sd) = crate::metrics::mean_sd(&train_labels);
         let sd = if sd > 0.0 { sd } else { 1.0 };
         let classify = cfg.task == Task::Classification;
@@ -123,7 +140,7 @@ impl Targets {
                 .collect()
         };
         let train_positive_share =
-            split.train.iter().map(|&r| values[r]).sum::<f64>() / split.train.len() as f64;
+            train.iter().map(|&r| values[r]).sum::<f64>() / train.len() as f64;
         if classify && (train_positive_share == 0.0 || train_positive_share == 1.0) {
             return Err(Error::BadFile {
                 path: run.data.clone(),

@@ -180,3 +180,141 @@ fn removing_the_top_influence_molecule_moves_the_prediction_as_predicted() {
     };
     assert!(err.contains("C1CC"), "{err}");
 }
+
+/// Per-step training losses of the run in `dir`, in order.
+fn step_losses(dir: &Path) -> Vec<f64> {
+    lipo::trainlog::read_log(&dir.join(train::files::LOG))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            lipo::trainlog::LogRecord::Step(s) => Some(s.train_loss),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Trains a 2-epoch run on the toy table (dropout on) leaving out `exclude`; returns its
+/// step losses.
+fn dropout_run(data: &Path, out: &Path, exclude: Vec<usize>, step_seeds: bool) -> Vec<f64> {
+    let run = common::tiny_toy_run(
+        data.to_path_buf(),
+        FinetuneConfig {
+            epochs: 2,
+            batch_size: 4,
+            exclude_rows: exclude,
+            step_seeds,
+            ..settings()
+        },
+    );
+    train::finetune(&run, Device::Cpu, out, &mut Silent).unwrap();
+    step_losses(out)
+}
+
+/// Under `step_seeds` a retrain without one row keeps every batch before the one that held
+/// it, dropout masks included: the leading step losses are bit-identical to the run's. With
+/// one dropout stream per epoch (the default) the whole order is redrawn and the first step
+/// already differs.
+#[test]
+fn step_seeds_keep_the_batches_a_left_out_row_was_not_in() {
+    let _g = common::lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("toy.csv");
+    common::write_toy_table(&data, 60);
+    let cfg = settings();
+    let split = Split::new(60, cfg.seed, cfg.test_frac, cfg.valid_frac).unwrap();
+    let leading = |a: &[f64], b: &[f64]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    for step_seeds in [true, false] {
+        let tag = if step_seeds { "s" } else { "d" };
+        let base = dropout_run(
+            &data,
+            &tmp.path().join(format!("{tag}-base")),
+            vec![],
+            step_seeds,
+        );
+        let again = dropout_run(
+            &data,
+            &tmp.path().join(format!("{tag}-again")),
+            vec![],
+            step_seeds,
+        );
+        assert_eq!(base, again, "a run repeats bit for bit");
+        let mut same = Vec::new();
+        for (k, &row) in split.train.iter().take(3).enumerate() {
+            let out = tmp.path().join(format!("{tag}-without-{k}"));
+            let losses = dropout_run(&data, &out, vec![row], step_seeds);
+            if step_seeds {
+                assert_eq!(
+                    losses.len(),
+                    base.len(),
+                    "the batches stay, one row shorter"
+                );
+            }
+            same.push(leading(&base, &losses));
+        }
+        if step_seeds {
+            assert!(same.iter().any(|&n| n > 0), "{same:?}");
+        } else {
+            assert!(same.iter().all(|&n| n == 0), "{same:?}");
+        }
+    }
+}
+
+/// `train_params = last:1` trains the last encoder layer and the head; every other tensor
+/// keeps its starting value.
+#[test]
+fn train_params_freeze_what_they_do_not_name() {
+    let _g = common::lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("toy.csv");
+    common::write_toy_table(&data, 40);
+    let start = tmp.path().join("start");
+    common::save_tiny_pretrained(&start, 3);
+    let run = lipo::train::FinetuneRun {
+        init: lipo::train::InitFrom::Model(start.clone()),
+        ..common::tiny_toy_run(
+            data.clone(),
+            FinetuneConfig {
+                epochs: 2,
+                train_params: Some("last:1".parse().unwrap()),
+                ..settings()
+            },
+        )
+    };
+    let out = tmp.path().join("run");
+    let report = train::finetune(&run, Device::Cpu, &out, &mut Silent).unwrap();
+    let before = Model::load(&start, Device::Cpu).unwrap();
+    let after = Model::load(&out.join("model"), Device::Cpu).unwrap();
+    let layers = after.config.num_hidden_layers;
+    let last = format!("molformer.encoder.layer.{}.", layers - 1);
+    let old: std::collections::HashMap<String, tch::Tensor> =
+        before.named_tensors().into_iter().collect();
+    let (mut frozen, mut moved) = (0, 0);
+    for (name, t) in after.named_tensors() {
+        let Some(o) = old.get(&name) else { continue };
+        let same = t.equal(o);
+        if name.starts_with(&last) && name.ends_with("dense.weight") {
+            assert!(!same, "{name} should have trained");
+            moved += 1;
+        } else if name.starts_with("molformer.encoder.layer.0.")
+            || name.starts_with("molformer.embeddings.")
+        {
+            assert!(same, "{name} should be frozen");
+            frozen += 1;
+        }
+    }
+    assert!(frozen > 0 && moved > 0, "{frozen} frozen, {moved} moved");
+    let counts = report.parameter_counts.expect("counts");
+    assert!(report.trainable_parameters < counts.total / 2);
+    // With a PEFT method it is refused, naming the setting.
+    let both = lipo::train::FinetuneRun {
+        train: FinetuneConfig {
+            peft: Some(lipo::peft::PeftConfig::BitFit),
+            ..run.train.clone()
+        },
+        ..run.clone()
+    };
+    let err = train::finetune(&both, Device::Cpu, &tmp.path().join("both"), &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("train_params"), "{err}");
+}

@@ -331,6 +331,7 @@ fn tiny_comparison(data: std::path::PathBuf) -> lipo::study::table3::CompareConf
         peft_epochs: None,
         quick: false,
         lr_search: Vec::new(),
+        search_patience: None,
     }
 }
 
