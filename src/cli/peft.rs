@@ -125,11 +125,11 @@ impl PeftArgs {
 /// Prints what a plain regression summary leaves out: parameter counts and classification.
 pub fn print_report_extras(r: &FinetuneReport) {
     if let Some(c) = &r.parameter_counts {
-        let method = r
-            .peft
-            .as_ref()
-            .map(|p| p.name())
-            .unwrap_or("full fine-tuning");
+        let method = match &r.peft {
+            Some(p) => p.name(),
+            None if c.trainable < c.total => "partial fine-tuning",
+            None => "full fine-tuning",
+        };
         println!("{method}: {c}");
     }
     if let Some(c) = &r.classification {

@@ -59,6 +59,9 @@ pub mod files {
         "table3-classification",
         "best-model",
     ];
+    /// Table 3 again with each PEFT method at its validation-chosen learning rate (when the
+    /// study searches rates), regression then classification.
+    pub const SEARCH_STAGES: [&str; 2] = ["table3-regression-search", "table3-classification-search"];
 }
 
 /// Everything `lipo study` runs; written to `study.json`.
@@ -92,6 +95,13 @@ pub struct StudyConfig {
     pub binarize: Binarize,
     /// Largest |ort − tch| accepted for the exported best model.
     pub onnx_tolerance: f64,
+    /// Learning rates Table 3 searches for each PEFT method, choosing per seed on validation
+    /// (stages `table3-*-search`, beside the presets' Table 3; empty: no search).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peft_lr_search: Vec<f64>,
+    /// Patience of the search's runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peft_search_patience: Option<usize>,
 }
 
 impl StudyConfig {
@@ -113,6 +123,8 @@ impl StudyConfig {
             lora: LoraConfig::default(),
             binarize: Binarize::Mean,
             onnx_tolerance: 1e-4,
+            peft_lr_search: vec![3e-4, 1e-3, 3e-3],
+            peft_search_patience: Some(5),
         }
     }
 
@@ -129,6 +141,8 @@ impl StudyConfig {
             },
             domain_mlm: domain_mlm_defaults(1),
             peft_epochs: Some(1),
+            peft_lr_search: Vec::new(),
+            peft_search_patience: None,
             ..full
         }
     }
@@ -188,6 +202,16 @@ impl StudyConfig {
     /// Table 3 as the study ran it: the external set, labels binarised (`label > mean`).
     pub fn table3_classification(&self) -> CompareConfig {
         self.table3(&self.external, Task::Classification, Some(self.binarize))
+    }
+
+    /// A Table 3 comparison (`table3_regression` or `table3_classification`) with the study's
+    /// learning-rate search; `None` when the study searches none.
+    pub fn with_search(&self, c: CompareConfig) -> Option<CompareConfig> {
+        (!self.peft_lr_search.is_empty()).then(|| CompareConfig {
+            lr_search: self.peft_lr_search.clone(),
+            search_patience: self.peft_search_patience,
+            ..c
+        })
     }
 }
 
@@ -365,6 +389,12 @@ pub struct StudyReport {
     pub table3_regression: Comparison,
     /// Table 3 on the external set (classification, as the study).
     pub table3_classification: Comparison,
+    /// Table 3a with validation-chosen learning rates (when the study searches them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table3_regression_search: Option<Comparison>,
+    /// Table 3b with validation-chosen learning rates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table3_classification_search: Option<Comparison>,
     /// The exported best model and its check.
     pub best: best::BestModel,
     /// Time of every stage.
@@ -472,6 +502,36 @@ pub fn run(
     }
     let t3c = t3.pop().expect("two comparisons");
     let t3r = t3.pop().expect("two comparisons");
+    let mut searched = Vec::new();
+    for ((name, base), c) in files::SEARCH_STAGES.iter().zip([s3, s4]).zip([
+        cfg.with_search(cfg.table3_regression()),
+        cfg.with_search(cfg.table3_classification()),
+    ]) {
+        let Some(c) = c else {
+            searched.push(None);
+            continue;
+        };
+        // The full fine-tune is the presets' Table 3 row: shared, not run again.
+        let full = &c.methods()[0];
+        for &seed in &cfg.seeds {
+            let at = |stage: &str| out.join(stage).join("full").join(format!("seed-{seed}"));
+            reuse_run(&at(base), &at(name), &c.run_of(full, seed))?;
+        }
+        let key = serde_json::json!([table3_key(&c), c.lr_search, c.search_patience]);
+        let (r, t) = stage(
+            name,
+            &out.join(name),
+            &key,
+            est_of(name),
+            prior(name),
+            monitor,
+            |_| table3::compare(&c, &out.join(name), runner),
+        )?;
+        searched.push(Some(r));
+        timings.push(t);
+    }
+    let t3c_search = searched.pop().flatten();
+    let t3r_search = searched.pop().flatten();
 
     let candidates = best::candidates(out, cfg, &t3r);
     let (best, t) = stage(
@@ -493,6 +553,8 @@ pub fn run(
         table2: t2,
         table3_regression: t3r,
         table3_classification: t3c,
+        table3_regression_search: t3r_search,
+        table3_classification_search: t3c_search,
         best,
         timings,
     };

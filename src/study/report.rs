@@ -31,7 +31,19 @@ pub fn rewrite(out: &Path) -> Result<()> {
             ),
         ));
     }
-    let r: StudyReport = crate::fsutil::read_json(&path)?;
+    let mut r: StudyReport = crate::fsutil::read_json(&path)?;
+    // A search gathered after the study (`lipo compare-peft --config` into its stage folder)
+    // joins the report.
+    let [reg, cls] = super::files::SEARCH_STAGES;
+    for (slot, stage) in [
+        (&mut r.table3_regression_search, reg),
+        (&mut r.table3_classification_search, cls),
+    ] {
+        let gathered = out.join(stage).join(table3::files::TABLE_JSON);
+        if slot.is_none() && gathered.is_file() {
+            *slot = Some(crate::fsutil::read_json(&gathered)?);
+        }
+    }
     write(&r, out)
 }
 
@@ -193,6 +205,28 @@ fn table3_sections(s: &mut String, r: &StudyReport, out: &Path) {
             figure(s, out, &format!("{dir}/{f}"), &format!("{title}: {cap}"));
         }
     }
+    for (title, cmp) in [
+        (
+            "Table 3a with validation-chosen learning rates (regression)",
+            &r.table3_regression_search,
+        ),
+        (
+            "Table 3b with validation-chosen learning rates (classification)",
+            &r.table3_classification_search,
+        ),
+    ] {
+        let Some(cmp) = cmp else { continue };
+        s.push_str(&format!("## {title}\n\n"));
+        s.push_str(
+            "The tables above run each PEFT method at the study's presets, chosen for the 47 M \
+             parameter XL model. Here each method trains at every rate of the grid on every \
+             seed (with patience), and per seed the rate whose best epoch has the lowest \
+             validation loss is kept; the test rows never enter the choice. The full row is \
+             the same run as above.\n\n",
+        );
+        s.push_str(&table3::markdown(cmp));
+        s.push('\n');
+    }
 }
 
 /// The best model, its test metrics and the ONNX check.
@@ -313,9 +347,18 @@ pub fn readings(r: &StudyReport) -> Vec<String> {
         out.push(format!("Table 2: {line}"));
     }
     for (name, cmp) in [
-        ("Table 3a (regression)", &r.table3_regression),
-        ("Table 3b (classification)", &r.table3_classification),
+        ("Table 3a (regression)", Some(&r.table3_regression)),
+        ("Table 3b (classification)", Some(&r.table3_classification)),
+        (
+            "Table 3a, validation-chosen rates",
+            r.table3_regression_search.as_ref(),
+        ),
+        (
+            "Table 3b, validation-chosen rates",
+            r.table3_classification_search.as_ref(),
+        ),
     ] {
+        let Some(cmp) = cmp else { continue };
         for line in &cmp.differences {
             out.push(format!("{name}: {line}."));
         }

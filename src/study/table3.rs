@@ -226,6 +226,10 @@ pub struct MethodRow {
     /// With a learning-rate search: every run of the grid, the chosen ones marked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub search: Vec<SearchPoint>,
+    /// The key test metric (RMSE; classification: ROC-AUC) of each seed's run, in seed order,
+    /// for paired differences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_by_seed: Vec<f64>,
 }
 
 /// The comparison's results.
@@ -374,6 +378,10 @@ pub fn compare_in(
             runs: dirs,
             method,
             search,
+            key_by_seed: reports
+                .iter()
+                .map(|r| key_metric(cfg.task, r))
+                .collect::<Result<_>>()?,
         });
     }
     let floor = spreads(&floor_reports, true)?;
@@ -453,11 +461,24 @@ fn search_rates(
     Ok((reports, dirs, points))
 }
 
-fn differences(task: Task, rows: &[MethodRow]) -> Vec<String> {
-    let key = metric_columns(task)[match task {
+/// The metric the verdicts compare: RMSE, or ROC-AUC for classification.
+fn key_name(task: Task) -> &'static str {
+    metric_columns(task)[match task {
         Task::Classification => 2,
         _ => 0,
-    }];
+    }]
+}
+
+fn key_metric(task: Task, r: &FinetuneReport) -> Result<f64> {
+    let key = key_name(task);
+    Ok(metrics_of(r, false)?
+        .into_iter()
+        .find(|(n, _)| n == key)
+        .map_or(f64::NAN, |(_, v)| v))
+}
+
+fn differences(task: Task, rows: &[MethodRow]) -> Vec<String> {
+    let key = key_name(task);
     let get = |r: &MethodRow| r.test.iter().find(|(n, _)| n == key).map(|(_, s)| *s);
     let Some(full) = rows.first().and_then(get) else {
         return vec![];
@@ -473,8 +494,21 @@ fn differences(task: Task, rows: &[MethodRow]) -> Vec<String> {
             } else {
                 "is within the spread".to_string()
             };
+            let paired = match (&rows[0].key_by_seed, &r.key_by_seed) {
+                (f, m) if f.len() == m.len() && f.len() > 1 => {
+                    let d: Vec<f64> = m.iter().zip(f).map(|(a, b)| a - b).collect();
+                    let each: Vec<String> = d.iter().map(|x| format!("{x:+.4}")).collect();
+                    format!(
+                        "; paired by seed, {} minus full: {} (mean {})",
+                        r.method.name,
+                        each.join(", "),
+                        Spread::of(&d).fmt(4)
+                    )
+                }
+                _ => String::new(),
+            };
             Some(format!(
-                "{} vs full: test {key} {} vs {} {verdict}",
+                "{} vs full: test {key} {} vs {} {verdict}{paired}",
                 r.method.name,
                 s.fmt(4),
                 full.fmt(4)

@@ -172,6 +172,8 @@ fn removing_the_top_influence_molecule_moves_the_prediction_as_predicted() {
         "{q:?}"
     );
     assert_eq!(r.groups[0].sign_agreement, 1.0);
+    // Retraining the run unchanged repeats it: the control does not move the prediction.
+    assert_eq!(r.control_max_abs_shift, 0.0, "{q:?}");
     assert!(check_dir.join("check.md").is_file() && check_dir.join("check.json").is_file());
     // Bad input names itself.
     let err = match explainer.explain("C1CC") {
