@@ -221,8 +221,28 @@ pub fn score_external(
     };
     tracing::info!("scoring {} external rows", ext.len());
     let scores = influence::influence(model, &params, &inv.value, &ext)?;
-    tracing::info!("duplicates");
     model.set_trainable(|_| true);
+    let (rows, duplicates) = scored_rows(data, split, external, &scores);
+    Ok(ScoreReport {
+        rows,
+        parameters: n_params,
+        config: cfg.clone(),
+        norm_history: inv.norm_history,
+        converged: inv.converged,
+        lissa_scale: inv.scale,
+        seconds: t0.elapsed().as_secs_f64(),
+        duplicates,
+    })
+}
+
+/// The external rows with their influence (negative helps), ranks (1 = most helpful) and
+/// duplicates of the labelled table's molecules; and the duplicates counted by split and kind.
+fn scored_rows(
+    data: &Dataset,
+    split: &Split,
+    external: &Dataset,
+    scores: &[f64],
+) -> (Vec<ScoredRow>, Vec<(String, String, usize)>) {
     let dups = find_duplicates(data, split, external);
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
@@ -249,15 +269,76 @@ pub fn score_external(
     for d in dups.iter().flatten() {
         *counts.entry((d.split.clone(), d.how.clone())).or_default() += 1;
     }
+    (
+        rows,
+        counts.into_iter().map(|((s, h), n)| (s, h, n)).collect(),
+    )
+}
+
+/// TracIn (Pruthi et al. 2020, the checkpoint form) of every row of `external`: for each
+/// saved checkpoint k of a run (model folder, learning rate η_k),
+///
+/// ```text
+/// TracIn(z) = Σ_k η_k ∇L_val(θ_k)ᵀ ∇ℓ(z, θ_k)
+/// ```
+///
+/// over the parameters `cfg.params`: how much a gradient step on z would have lowered the
+/// validation loss along the run's trajectory. Rows carry it as helpfulness (positive helps),
+/// so `influence` holds −TracIn and the selections rank them like influence scores. No
+/// Hessian: `norm_history` is empty and `converged` true.
+pub fn tracin_external(
+    checkpoints: &[(std::path::PathBuf, f64)],
+    data: &Dataset,
+    split: &Split,
+    external: &Dataset,
+    cfg: &ScoreConfig,
+    device: tch::Device,
+) -> Result<ScoreReport> {
+    use crate::peft::LoadModel;
+    let t0 = Instant::now();
+    if checkpoints.is_empty() {
+        return Err(Error::param(
+            "checkpoints",
+            "TracIn needs the run's epoch checkpoints (train with keep_epochs)",
+        ));
+    }
+    if split.valid.is_empty() {
+        return Err(Error::param(
+            "split",
+            "TracIn needs validation rows (its target)",
+        ));
+    }
+    let ext_rows: Vec<usize> = (0..external.records.len()).collect();
+    let mut minus_tracin = vec![0.0; ext_rows.len()];
+    let mut n_params = 0;
+    for (dir, eta) in checkpoints {
+        let model = Model::load(dir, device)?;
+        let params = influence::select_params(&model, &cfg.params)?;
+        n_params = params.iter().map(|(_, t)| t.numel()).sum();
+        let (va_seqs, va_ys) = standardised(&model, data, &split.valid);
+        let (ex_seqs, ex_ys) = standardised(&model, external, &ext_rows);
+        let valid = Examples::prepare(&model, &cfg.params, &va_seqs, &va_ys)?;
+        let ext = Examples::prepare(&model, &cfg.params, &ex_seqs, &ex_ys)?;
+        let all_valid: Vec<usize> = (0..valid.len()).collect();
+        let v = influence::gradient(&model, &params, &valid, &all_valid, 64)?;
+        // influence() with s = ∇L_val gives −∇L_valᵀ∇ℓ(z).
+        for (acc, x) in minus_tracin
+            .iter_mut()
+            .zip(influence::influence(&model, &params, &v, &ext)?)
+        {
+            *acc += eta * x;
+        }
+    }
+    let (rows, duplicates) = scored_rows(data, split, external, &minus_tracin);
     Ok(ScoreReport {
         rows,
         parameters: n_params,
         config: cfg.clone(),
-        norm_history: inv.norm_history,
-        converged: inv.converged,
-        lissa_scale: inv.scale,
+        norm_history: Vec::new(),
+        converged: true,
+        lissa_scale: 0.0,
         seconds: t0.elapsed().as_secs_f64(),
-        duplicates: counts.into_iter().map(|((s, h), n)| (s, h, n)).collect(),
+        duplicates,
     })
 }
 

@@ -23,6 +23,10 @@ pub struct CompareInfluenceArgs {
     /// Output folder: seed<S>/ runs and scores, table2.md, table2.json, figures.
     #[arg(long)]
     out: PathBuf,
+    /// Leave out the TracIn row (a second run without external data that keeps its epoch
+    /// models, TracIn scores from them, and a run with the TracIn top fraction).
+    #[arg(long)]
+    no_tracin: bool,
     /// Where the configuration, table and figures go (default: --out); `lipo study --jobs`
     /// gives each per-seed job its own.
     #[arg(long, hide = true)]
@@ -87,6 +91,7 @@ impl CompareInfluenceArgs {
         cfg.finetune.lr = self.lr;
         cfg.finetune.batch_size = self.batch_size;
         cfg.fraction = self.fraction;
+        cfg.tracin = !self.no_tracin;
         cfg.score = ScoreConfig {
             params: self.params.parse::<ParamSet>()?,
             lissa: self.lissa.config(LissaConfig::default().seed),

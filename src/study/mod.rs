@@ -61,7 +61,8 @@ pub mod files {
     ];
     /// Table 3 again with each PEFT method at its validation-chosen learning rate (when the
     /// study searches rates), regression then classification.
-    pub const SEARCH_STAGES: [&str; 2] = ["table3-regression-search", "table3-classification-search"];
+    pub const SEARCH_STAGES: [&str; 2] =
+        ["table3-regression-search", "table3-classification-search"];
 }
 
 /// Everything `lipo study` runs; written to `study.json`.

@@ -75,6 +75,11 @@ pub struct Table2Config {
     pub score: ScoreConfig,
     /// Share of the selectable external rows kept by the random, top and bottom rows (0.5).
     pub fraction: f64,
+    /// Add a row selected by TracIn: a second run without external data keeps its epoch
+    /// models (`tracin-base/`), TracIn scores the external rows over `score.params` from
+    /// them, and the top `fraction` joins training (`tracin-top/`). Absent: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tracin: bool,
 }
 
 impl Table2Config {
@@ -90,6 +95,7 @@ impl Table2Config {
             finetune: FinetuneConfig::default(),
             score: ScoreConfig::default(),
             fraction: 0.5,
+            tracin: true,
         }
     }
 
@@ -173,14 +179,14 @@ pub struct Table2Report {
     pub markdown: String,
 }
 
-/// Scores the external table with the model of a finished run (`run_dir`), or reuses scores
-/// computed before with the same settings in `out`.
+/// Scores `cfg`'s external table with the model of a finished run (`run_dir`) by influence,
+/// or with `tracin` by TracIn over the run's kept epoch models; or reuses scores computed
+/// before with the same settings in `out`.
 pub fn score_run(
     run_dir: &Path,
-    data_options: &TableOptions,
-    external: &Path,
-    external_options: &TableOptions,
+    cfg: &Table2Config,
     score: &ScoreConfig,
+    tracin: bool,
     device: Device,
     out: &Path,
 ) -> Result<ScoreReport> {
@@ -190,13 +196,18 @@ pub fn score_run(
         external: PathBuf,
         external_table: TableOptions,
         score: ScoreConfig,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        tracin: bool,
     }
+    let (data_options, external, external_options) =
+        (&cfg.table, cfg.external.as_path(), &cfg.external_table);
     let run: FinetuneRun = fsutil::read_json(&run_dir.join(train::files::RUN))?;
     let key = Key {
         run: run.clone(),
         external: external.to_path_buf(),
         external_table: external_options.clone(),
         score: score.clone(),
+        tracin,
     };
     let key_path = out.join(files::SCORE_CONFIG);
     let scores_path = out.join(files::SCORES_JSON);
@@ -218,13 +229,25 @@ pub fn score_run(
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     fsutil::write_json(&key_path, &key)?;
-    let (model_dir, _) =
-        train::kept_or_retrained_model(run_dir, device, &mut crate::progress::Silent)?;
+    let checkpoints = if tracin {
+        train::epoch_checkpoints(run_dir)?
+    } else {
+        Vec::new()
+    };
+    let model_dir = match checkpoints.last() {
+        Some((dir, _)) => dir.clone(),
+        None => train::kept_or_retrained_model(run_dir, device, &mut crate::progress::Silent)?.0,
+    };
     let model = Model::load(&model_dir, device)?;
     let data = data::read_table(&run.data, &model.tokenizer, data_options, true)?;
     let split: Split = fsutil::read_json(&run_dir.join(train::files::SPLIT))?;
     let ext = data::read_table(external, &model.tokenizer, external_options, true)?;
-    let report = selection::score_external(&model, &data, &split, &ext, score)?;
+    let report = if tracin {
+        drop(model);
+        selection::tracin_external(&checkpoints, &data, &split, &ext, score, device)?
+    } else {
+        selection::score_external(&model, &data, &split, &ext, score)?
+    };
     selection::write_scores(&out.join(files::SCORES_CSV), &report.rows)?;
     selection::plot_scores(out, &report)?;
     fsutil::write_json(&scores_path, &report)?;
@@ -256,7 +279,7 @@ pub fn table2_in(
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
     fsutil::write_json(&summary.join(files::CONFIG), cfg)?;
-    let mut reports: Vec<Vec<FinetuneReport>> = vec![vec![]; 5];
+    let mut reports: Vec<Vec<FinetuneReport>> = vec![vec![]; 5 + usize::from(cfg.tracin)];
     let mut details = Vec::new();
     let mut first_scores: Option<ScoreReport> = None;
     for &seed in &cfg.seeds {
@@ -270,6 +293,10 @@ pub fn table2_in(
 
     let labels: Vec<String> = std::iter::once("no external data".to_string())
         .chain(cfg.selections(0).into_iter().map(|(_, l, _)| l))
+        .chain(
+            cfg.tracin
+                .then(|| format!("TracIn top {:.0} %", cfg.fraction * 100.0)),
+        )
         .collect();
     let rows = rows_of(&labels, &reports);
     let (influence_beats_random, readings) = readings_of(&rows);
@@ -346,10 +373,9 @@ fn run_seed(
     };
     let scores = score_run(
         &base_dir,
-        &cfg.table,
-        &cfg.external,
-        &cfg.external_table,
+        cfg,
         &score,
+        false,
         device,
         &dir.join("influence"),
     )?;
@@ -367,7 +393,10 @@ fn run_seed(
             }
         ),
     );
-    let added = finetune_selections(cfg, seed, device, dir, &scores, reports, monitor)?;
+    let mut added = finetune_selections(cfg, seed, device, dir, &scores, reports, monitor)?;
+    if cfg.tracin {
+        added.push(tracin_row(cfg, seed, device, dir, reports, monitor)?);
+    }
     let detail = SeedDetail {
         seed,
         influence_parameters: scores.parameters,
@@ -423,6 +452,61 @@ fn finetune_selections(
     Ok(added)
 }
 
+/// The TracIn row of one seed: a run without external data that keeps its epoch models,
+/// TracIn scores of the external rows from them, and a run with the top `fraction`; its
+/// report joins the last list of `reports`. Returns ("tracin", external rows used).
+fn tracin_row(
+    cfg: &Table2Config,
+    seed: u64,
+    device: Device,
+    dir: &Path,
+    reports: &mut [Vec<FinetuneReport>],
+    monitor: &mut dyn Monitor,
+) -> Result<(String, usize)> {
+    say(
+        monitor,
+        seed,
+        "TracIn: fine-tuning without external data, keeping every epoch's model",
+    );
+    let base_dir = dir.join("tracin-base");
+    let mut base = cfg.run(seed, None);
+    base.train.keep_epochs = true;
+    train::finetune(&base, device, &base_dir, monitor)?;
+    let score = ScoreConfig {
+        lissa: crate::influence::LissaConfig {
+            seed,
+            ..cfg.score.lissa.clone()
+        },
+        ..cfg.score.clone()
+    };
+    let scores = score_run(&base_dir, cfg, &score, true, device, &dir.join("tracin"))?;
+    let chosen = selection::select(&scores.rows, &Selection::TopFraction(cfg.fraction))?;
+    let path = dir.join("selected_tracin.csv");
+    selection::write_selected(&path, &scores.rows, &chosen)?;
+    say(
+        monitor,
+        seed,
+        &format!(
+            "fine-tuning with the TracIn top {:.0} % ({} molecules)",
+            cfg.fraction * 100.0,
+            chosen.len()
+        ),
+    );
+    let extra = ExtraTable {
+        path,
+        table: TableOptions::default(),
+    };
+    let r = train::finetune(
+        &cfg.run(seed, Some(extra)),
+        device,
+        &dir.join("tracin-top"),
+        monitor,
+    )?;
+    let used = r.extra.as_ref().map_or(0, |x| x.used);
+    reports.last_mut().expect("a TracIn row").push(r);
+    Ok(("tracin".into(), used))
+}
+
 /// Tells `m` what Table 2 does now for `seed`.
 fn say(m: &mut dyn Monitor, seed: u64, what: &str) {
     m.event(&Event::Message {
@@ -464,13 +548,19 @@ fn readings_of(rows: &[RegressionRow]) -> (Option<bool>, Vec<String>) {
         ),
         None => "**Whether influence selection beats random selection cannot be judged from one seed** (a smoke test, not a result).".to_string(),
     };
-    let readings = vec![
+    let mut readings = vec![
         verdict,
         compare_rmse(top, random),
         compare_rmse(none, all),
         compare_rmse(top, bottom),
         compare_rmse(none, top),
     ];
+    // With a TracIn row (before the mean predictor, the last row).
+    if rows.len() > 6 {
+        let tracin = &rows[5];
+        readings.push(compare_rmse(tracin, random));
+        readings.push(compare_rmse(tracin, top));
+    }
     (influence_beats_random, readings)
 }
 

@@ -82,6 +82,10 @@ pub struct FinetuneConfig {
     /// stream per epoch).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub step_seeds: bool,
+    /// Keep the model after every epoch in `RUN/epochs/epoch-<k>/` (TracIn reads them; absent:
+    /// false, only the best epoch's model is kept).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub keep_epochs: bool,
 }
 
 /// Share of a run's steps that [`LrSchedule::Noam`] warms up over.
@@ -220,6 +224,7 @@ impl Default for FinetuneConfig {
             exclude_rows: Vec::new(),
             train_params: None,
             step_seeds: false,
+            keep_epochs: false,
         }
     }
 }

@@ -309,6 +309,10 @@ impl<'a> Training<'a> {
             self.state.best_epoch = epoch;
             self.model.save(&self.out.join(files::MODEL))?;
         }
+        if self.run.train.keep_epochs {
+            let dir = self.out.join(files::EPOCHS).join(format!("epoch-{epoch}"));
+            self.model.save(&dir)?;
+        }
         self.state.epochs_done = epoch;
         self.state.seconds_before = self.wall_seconds();
         let ckpt_dir = self.out.join(files::CHECKPOINT);

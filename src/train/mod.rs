@@ -29,7 +29,7 @@ pub use evaluate::{evaluate, evaluate_classification, write_predictions};
 pub use finetune::finetune;
 pub use inputs::{add_extra_rows, load_data};
 pub use report::{plot_history, ClassificationReport, ExtraReport, FinetuneReport, MemoryReport};
-pub use run_dir::{finished_record, kept_or_retrained_model, test_rows_of};
+pub use run_dir::{epoch_checkpoints, finished_record, kept_or_retrained_model, test_rows_of};
 
 /// Files in a fine-tuning run folder.
 pub mod files {
@@ -55,4 +55,7 @@ pub mod files {
     pub const TEST_PREDICTIONS: &str = "test_predictions.csv";
     /// What happened to the extra training rows (runs with an extra table).
     pub const EXTRA: &str = "extra.json";
+    /// With `keep_epochs`: the model after each epoch, `epochs/epoch-<k>/` (TracIn's
+    /// checkpoints).
+    pub const EPOCHS: &str = "epochs";
 }

@@ -95,3 +95,33 @@ pub fn kept_or_retrained_model(
     finetune(&run, device, &again, monitor)?;
     Ok((again.join(files::MODEL), true))
 }
+
+/// The epoch models a finished `keep_epochs` run kept (`epochs/epoch-<k>/`, k = 1, 2, …),
+/// each with the learning rate of its epoch's last step: TracIn's checkpoints and weights.
+pub fn epoch_checkpoints(run_dir: &Path) -> Result<Vec<(PathBuf, f64)>> {
+    let run: super::FinetuneRun = fsutil::read_json(&run_dir.join(files::RUN))?;
+    let report: super::FinetuneReport = fsutil::read_json(&run_dir.join(files::METRICS))?;
+    let cfg = &run.train;
+    if !cfg.keep_epochs {
+        return Err(Error::param(
+            "keep_epochs",
+            format!("the run in {} did not keep its epochs", run_dir.display()),
+        ));
+    }
+    let split: Split = fsutil::read_json(&run_dir.join(files::SPLIT))?;
+    let steps = split.train.len().div_ceil(cfg.batch_size.max(1)) as u64;
+    let total = steps * cfg.epochs as u64;
+    (1..=report.history.len())
+        .map(|k| {
+            let dir = run_dir.join(files::EPOCHS).join(format!("epoch-{k}"));
+            if !dir.is_dir() {
+                return Err(Error::BadFile {
+                    path: dir,
+                    reason: "missing: the run's epoch models were removed".into(),
+                });
+            }
+            let lr = cfg.schedule.rate(cfg.lr, k as u64 * steps - 1, total);
+            Ok((dir, lr))
+        })
+        .collect()
+}

@@ -220,6 +220,7 @@ fn table2_compares_selections_over_seeds_and_reuses_runs() {
             "random 50 %",
             "influence top 50 %",
             "influence bottom 50 %",
+            "TracIn top 50 %",
             "mean predictor"
         ]
     );
@@ -237,9 +238,16 @@ fn table2_compares_selections_over_seeds_and_reuses_runs() {
             ("all".to_string(), 20),
             ("random".to_string(), 10),
             ("top".to_string(), 10),
-            ("bottom".to_string(), 10)
+            ("bottom".to_string(), 10),
+            ("tracin".to_string(), 10)
         ]
     );
+    // TracIn: the kept epoch models and scores ranked like influence (helpfulness = TracIn).
+    assert!(out.join("seed0/tracin-base/epochs/epoch-2").is_dir());
+    let tracin: lipo::selection::ScoreReport =
+        lipo::fsutil::read_json(&out.join("seed0/tracin/influence.json")).unwrap();
+    assert!(tracin.rows.iter().all(|r| r.helpfulness.is_finite()));
+    assert!(tracin.rows.iter().any(|r| r.helpfulness != 0.0));
     let all = std::fs::read_to_string(out.join("seed0/selected_all.csv")).unwrap();
     assert!(!all.lines().any(|l| l.starts_with(&format!("{test_mol},"))));
     let top = std::fs::read_to_string(out.join("seed0/selected_top.csv")).unwrap();
@@ -254,7 +262,8 @@ fn table2_compares_selections_over_seeds_and_reuses_runs() {
     assert!(
         md.contains("| influence top 50 % |")
             && md.contains(" ± ")
-            && md.contains("random selection"),
+            && md.contains("random selection")
+            && md.contains("| TracIn top 50 % |"),
         "{md}"
     );
     for f in [
@@ -266,6 +275,8 @@ fn table2_compares_selections_over_seeds_and_reuses_runs() {
         "table2_train_loss.png",
         "seed1/influence/scores.csv",
         "seed1/top/extra.json",
+        "seed1/selected_tracin.csv",
+        "seed1/tracin-top/extra.json",
     ] {
         assert!(out.join(f).is_file(), "{f}");
     }
