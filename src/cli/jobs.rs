@@ -1,11 +1,10 @@
 //! `lipo study --jobs N`: the study's seeds run in N child processes at once.
 //!
-//! Every seed of every table is one child job, `lipo compare-mlm | compare-influence |
-//! compare-peft --config STAGE/jobs/seedK.json --out STAGE --summary-dir STAGE/jobs/seedK`,
-//! which writes its runs exactly where the study keeps them, and its one-seed table and
-//! figures in its own folder (so an interrupted study never leaves one-seed tables at the
-//! stage level). A seed's Table 2 and Table 3 (regression) jobs wait for its
-//! Table 1 job, whose pre-trained run they share. When all jobs have finished, the study runs
+//! The jobs and what they wait for are planned in [`lipo::study::jobs`]. Each runs as
+//! `lipo compare-mlm | compare-influence | compare-peft --config STAGE/jobs/seedK.json --out
+//! STAGE --summary-dir STAGE/jobs/seedK`, which writes its runs exactly where the study keeps
+//! them, and its one-seed table and figures in its own folder (so an interrupted study never
+//! leaves one-seed tables at the stage level). When all jobs have finished, the study runs
 //! in this process as usual and finds every run done: it only gathers the tables, exports the
 //! best model and writes the report. On a small machine, N processes with fewer threads each
 //! keep the cores busier than one process with all of them (the fine-tunes use batch 16).
@@ -19,65 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use lipo::progress::{Event, Monitor};
 
+use lipo::study::jobs::{job_config, plan, share_runs, Job};
 use lipo::study::{self, files, StudyConfig};
-
-/// One child job: a stage's comparison command for one seed.
-struct Job {
-    stage: &'static str,
-    seed: u64,
-    /// The `lipo` sub-command.
-    command: &'static str,
-    /// Index in the plan of the job it waits for (Table 1's jobs come first, one per seed).
-    after: Option<usize>,
-}
-
-/// The jobs of `cfg`, in launch order.
-fn plan(cfg: &StudyConfig) -> Vec<Job> {
-    let [s1, s2, s3, s4, _] = files::STAGES;
-    let n = cfg.seeds.len();
-    let mut jobs = Vec::new();
-    for (stage, command) in [
-        (s1, "compare-mlm"),
-        (s2, "compare-influence"),
-        (s3, "compare-peft"),
-        (s4, "compare-peft"),
-    ] {
-        for (k, &seed) in cfg.seeds.iter().enumerate() {
-            let after = (stage == s2 || stage == s3).then_some(k);
-            debug_assert!(after.is_none_or(|a| a < n && jobs.len() >= n));
-            jobs.push(Job {
-                stage,
-                seed,
-                command,
-                after,
-            });
-        }
-    }
-    jobs
-}
-
-/// The configuration of `job`: the stage's, restricted to its seed.
-fn job_config(cfg: &StudyConfig, job: &Job) -> Result<serde_json::Value> {
-    let [s1, s2, s3, _, _] = files::STAGES;
-    let seeds = vec![job.seed];
-    Ok(if job.stage == s1 {
-        let mut c = cfg.table1();
-        c.seeds = seeds;
-        serde_json::to_value(c)?
-    } else if job.stage == s2 {
-        let mut c = cfg.table2();
-        c.seeds = seeds;
-        serde_json::to_value(c)?
-    } else {
-        let mut c = if job.stage == s3 {
-            cfg.table3_regression()
-        } else {
-            cfg.table3_classification()
-        };
-        c.seeds = seeds;
-        serde_json::to_value(c)?
-    })
-}
 
 /// Writes the configuration of `job`; returns its path.
 fn write_config(cfg: &StudyConfig, out: &Path, job: &Job) -> Result<PathBuf> {
@@ -110,12 +52,12 @@ fn add_spans(
     spans: &BTreeMap<&str, (Instant, Instant)>,
 ) -> Result<Vec<(String, f64)>> {
     let mut totals = Vec::new();
-    for &stage in files::STAGES.iter() {
+    for &stage in files::STAGES.iter().chain(&files::SEARCH_STAGES) {
         let configs = plan
             .iter()
             .filter(|j| j.stage == stage)
             .map(|j| job_config(cfg, j))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<lipo::Result<Vec<_>>>()?;
         if configs.is_empty() {
             continue;
         }
@@ -213,12 +155,7 @@ pub struct ChildSettings<'a> {
 }
 
 fn launch(cfg: &StudyConfig, out: &Path, job: &Job, s: &ChildSettings) -> Result<(Child, PathBuf)> {
-    let [_, s2, s3, s4, _] = files::STAGES;
-    if job.stage == s2 {
-        study::share_table2_run(cfg, out, job.seed)?;
-    } else if job.stage == s3 || job.stage == s4 {
-        study::share_table3_run(cfg, out, job.stage, job.seed)?;
-    }
+    share_runs(cfg, out, job)?;
     let config = write_config(cfg, out, job)?;
     let log = config.with_extension("log");
     // Appended to, so the messages of an earlier, interrupted attempt stay readable.

@@ -141,20 +141,38 @@ pub fn estimate(cfg: &StudyConfig, device: Device) -> Result<Estimate> {
     let hvp_rows =
         (lissa.depth * lissa.repeats.max(1) + 20) as f64 * lissa.batch_size.max(1) as f64;
     let influence = (3.0 * hvp_rows + 2.0 * (va + ext) + tr / 3.0) / rate;
+    // TracIn: a run that keeps its epochs, one gradient pass per epoch model, a run with the
+    // top fraction.
+    let tracin = if cfg.table2().tracin {
+        run(full_epochs, tr, va, te)
+            + full_epochs as f64 * (va + ext) / rate
+            + run(full_epochs, tr + cfg.fraction * ext, va, te)
+    } else {
+        0.0
+    };
     let t2 = seeds
         * (run(full_epochs, tr + ext, va, te)
             + 3.0 * run(full_epochs, tr + cfg.fraction * ext, va, te)
-            + influence);
+            + influence
+            + tracin);
     let t3r = seeds * run(peft_epochs, tr, va, te);
     let (etr, eva, ete) = split(ext);
     let t3c = seeds * run(full_epochs + peft_epochs, etr, eva, ete);
     let best = te / rate + 5.0;
+    // The search: every PEFT method at every rate (patience may stop runs sooner).
+    let rates = cfg.peft_lr_search.len() as f64;
+    let searches = [rates * t3r, rates * seeds * run(peft_epochs, etr, eva, ete)];
     let names = super::files::STAGES;
-    let stages: Vec<(String, f64)> = names
+    let mut stages: Vec<(String, f64)> = names
         .iter()
         .zip([t1, t2, t3r, t3c, best])
         .map(|(n, s)| (n.to_string(), s))
         .collect();
+    if rates > 0.0 {
+        for (n, s) in super::files::SEARCH_STAGES.iter().zip(searches) {
+            stages.push((n.to_string(), s));
+        }
+    }
     Ok(Estimate {
         train_mols_per_s: rate,
         total_seconds: stages.iter().map(|(_, s)| s).sum(),

@@ -15,6 +15,7 @@ pub mod data;
 pub mod estimate;
 pub mod explain_check;
 pub mod graph_table;
+pub mod jobs;
 pub mod report;
 pub mod summary;
 pub mod table1;
@@ -504,7 +505,7 @@ pub fn run(
     let t3c = t3.pop().expect("two comparisons");
     let t3r = t3.pop().expect("two comparisons");
     let mut searched = Vec::new();
-    for ((name, base), c) in files::SEARCH_STAGES.iter().zip([s3, s4]).zip([
+    for (name, c) in files::SEARCH_STAGES.iter().zip([
         cfg.with_search(cfg.table3_regression()),
         cfg.with_search(cfg.table3_classification()),
     ]) {
@@ -513,10 +514,8 @@ pub fn run(
             continue;
         };
         // The full fine-tune is the presets' Table 3 row: shared, not run again.
-        let full = &c.methods()[0];
         for &seed in &cfg.seeds {
-            let at = |stage: &str| out.join(stage).join("full").join(format!("seed-{seed}"));
-            reuse_run(&at(base), &at(name), &c.run_of(full, seed))?;
+            share_search_full_run(cfg, out, name, seed)?;
         }
         let key = serde_json::json!([table3_key(&c), c.lr_search, c.search_patience]);
         let (r, t) = stage(
@@ -592,6 +591,32 @@ pub fn share_table3_run(cfg: &StudyConfig, out: &Path, stage: &str, seed: u64) -
     let from = out.join(s1).join(format!("seed{seed}")).join("pretrained");
     let to = out.join(stage).join("full").join(format!("seed-{seed}"));
     reuse_run(&from, &to, &c.run_of(full, seed))
+}
+
+/// Copies the finished full fine-tune of `seed` from a Table 3 stage into its search stage
+/// `stage` (`table3-regression-search` or `table3-classification-search`), when it is exactly
+/// the search's. Returns whether it copied.
+pub fn share_search_full_run(
+    cfg: &StudyConfig,
+    out: &Path,
+    stage: &str,
+    seed: u64,
+) -> Result<bool> {
+    let [_, _, s3, s4, _] = files::STAGES;
+    let [r, c] = files::SEARCH_STAGES;
+    let (base, cmp) = if stage == r {
+        (s3, cfg.table3_regression())
+    } else if stage == c {
+        (s4, cfg.table3_classification())
+    } else {
+        return Err(Error::param(
+            "stage",
+            format!("{stage:?} is not a Table 3 search stage"),
+        ));
+    };
+    let full = &cmp.methods()[0];
+    let at = |st: &str| out.join(st).join("full").join(format!("seed-{seed}"));
+    reuse_run(&at(base), &at(stage), &cmp.run_of(full, seed))
 }
 
 /// The settings that identify a finished Table 3 stage in its `stage.json`.
