@@ -115,6 +115,33 @@ fn test_predictions(ensemble_dir: &Path) -> Result<BTreeMap<usize, (f64, f64)>> 
     Ok(out)
 }
 
+/// The row that averages both ensembles.
+const MIXED: &str = "mixed ensemble (5 MoLFormer + 5 graph members)";
+
+/// Test metrics of the equal-weight mean of the MoLFormer and graph ensembles of `seed` on
+/// their (identical) test rows; `None` until both are gathered.
+fn mixed_ensemble(root: &Path, seed: u64) -> Result<Option<Regression>> {
+    let (m, g) = (
+        root.join(format!("ensemble/seed{seed}/ensemble")),
+        root.join(format!("graph/ensemble/seed{seed}")),
+    );
+    if !(m.join("metrics.json").is_file() && g.join("metrics.json").is_file()) {
+        return Ok(None);
+    }
+    let (a, b) = (test_predictions(&m)?, test_predictions(&g)?);
+    if a.keys().ne(b.keys()) {
+        return Err(Error::model(
+            &g,
+            format!("its test rows differ from those of {}", m.display()),
+        ));
+    }
+    let (truth, pred): (Vec<f64>, Vec<f64>) = a
+        .iter()
+        .map(|(line, &(y, p))| (y, 0.5 * (p + b[line].1)))
+        .unzip();
+    Ok(Some(Regression::compute(&pred, &truth)))
+}
+
 /// Gathers the comparison from the finished runs under the study folder `root`; rows with no
 /// finished seed are left out (and named in the markdown).
 pub fn compare_graph(root: &Path) -> Result<GraphComparison> {
@@ -166,26 +193,8 @@ pub fn compare_graph(root: &Path) -> Result<GraphComparison> {
             };
             runs.entry(name.into()).or_default().push((seed, metrics));
         }
-        // Mixed: both ensembles' members, equally weighted, on the same test rows.
-        let (m, g) = (
-            root.join(format!("ensemble/seed{seed}/ensemble")),
-            root.join(format!("graph/ensemble/seed{seed}")),
-        );
-        if m.join("metrics.json").is_file() && g.join("metrics.json").is_file() {
-            let (a, b) = (test_predictions(&m)?, test_predictions(&g)?);
-            if a.keys().ne(b.keys()) {
-                return Err(Error::model(
-                    &g,
-                    format!("its test rows differ from those of {}", m.display()),
-                ));
-            }
-            let (truth, pred): (Vec<f64>, Vec<f64>) = a
-                .iter()
-                .map(|(line, &(y, p))| (y, 0.5 * (p + b[line].1)))
-                .unzip();
-            runs.entry("mixed ensemble (5 MoLFormer + 5 graph members)".into())
-                .or_default()
-                .push((seed, Regression::compute(&pred, &truth)));
+        if let Some(m) = mixed_ensemble(root, seed)? {
+            runs.entry(MIXED.into()).or_default().push((seed, m));
         }
     }
     let order = [
@@ -193,7 +202,7 @@ pub fn compare_graph(root: &Path) -> Result<GraphComparison> {
         "MoLFormer ensemble",
         "graph alone",
         "graph ensemble",
-        "mixed ensemble (5 MoLFormer + 5 graph members)",
+        MIXED,
     ];
     let mut rows = Vec::new();
     let mut seeds = BTreeMap::new();
@@ -216,10 +225,7 @@ pub fn compare_graph(root: &Path) -> Result<GraphComparison> {
         ("graph alone", best_single),
         ("graph ensemble", "MoLFormer ensemble"),
         ("graph ensemble", "graph alone"),
-        (
-            "mixed ensemble (5 MoLFormer + 5 graph members)",
-            "graph ensemble",
-        ),
+        (MIXED, "graph ensemble"),
     ] {
         if let (Some(x), Some(y)) = (find(a), find(b)) {
             if seeds.get(a) == seeds.get(b) {

@@ -431,33 +431,19 @@ pub fn run(
     monitor.event(&Event::Message {
         text: est.summary(),
     });
-    let est_of = |name: &str| {
-        est.stages
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(0.0, |(_, s)| *s)
-    };
-    let prior = |name: &str| {
-        opts.prior_seconds
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| *s)
-    };
     let device = opts.device;
-    let mut timings = Vec::new();
-    let [s1, s2, s3, s4, s5] = files::STAGES;
+    let mut st = Stages {
+        out,
+        estimate: &est,
+        prior: &opts.prior_seconds,
+        timings: Vec::new(),
+    };
+    let [s1, s2, _, _, s5] = files::STAGES;
 
     let t1cfg = cfg.table1();
-    let (t1, t) = stage(
-        s1,
-        &out.join(s1),
-        &t1cfg,
-        est_of(s1),
-        prior(s1),
-        monitor,
-        |m| table1::table1(&t1cfg, device, &out.join(s1), m),
-    )?;
-    timings.push(t);
+    let t1 = st.run(s1, &t1cfg, monitor, |m| {
+        table1::table1(&t1cfg, device, &out.join(s1), m)
+    })?;
 
     let t2cfg = cfg.table2();
     for &seed in &cfg.seeds {
@@ -469,86 +455,23 @@ pub fn run(
             });
         }
     }
-    let (t2, t) = stage(
-        s2,
-        &out.join(s2),
-        &t2cfg,
-        est_of(s2),
-        prior(s2),
-        monitor,
-        |m| table2::table2(&t2cfg, device, &out.join(s2), m),
-    )?;
-    timings.push(t);
+    let t2 = st.run(s2, &t2cfg, monitor, |m| {
+        table2::table2(&t2cfg, device, &out.join(s2), m)
+    })?;
 
-    let runner = opts.runner;
-    let mut t3 = Vec::new();
-    for (name, c) in [
-        (s3, cfg.table3_regression()),
-        (s4, cfg.table3_classification()),
-    ] {
-        for &seed in &cfg.seeds {
-            share_table3_run(cfg, out, name, seed)?;
-        }
-        let key = table3_key(&c);
-        let (r, t) = stage(
-            name,
-            &out.join(name),
-            &key,
-            est_of(name),
-            prior(name),
-            monitor,
-            |_| table3::compare(&c, &out.join(name), runner),
-        )?;
-        t3.push(r);
-        timings.push(t);
-    }
-    let t3c = t3.pop().expect("two comparisons");
-    let t3r = t3.pop().expect("two comparisons");
-    let mut searched = Vec::new();
-    for (name, c) in files::SEARCH_STAGES.iter().zip([
-        cfg.with_search(cfg.table3_regression()),
-        cfg.with_search(cfg.table3_classification()),
-    ]) {
-        let Some(c) = c else {
-            searched.push(None);
-            continue;
-        };
-        // The full fine-tune is the presets' Table 3 row: shared, not run again.
-        for &seed in &cfg.seeds {
-            share_search_full_run(cfg, out, name, seed)?;
-        }
-        let key = serde_json::json!([table3_key(&c), c.lr_search, c.search_patience]);
-        let (r, t) = stage(
-            name,
-            &out.join(name),
-            &key,
-            est_of(name),
-            prior(name),
-            monitor,
-            |_| table3::compare(&c, &out.join(name), runner),
-        )?;
-        searched.push(Some(r));
-        timings.push(t);
-    }
-    let t3c_search = searched.pop().flatten();
-    let t3r_search = searched.pop().flatten();
+    let [t3r, t3c, t3r_search, t3c_search] = table3_stages(cfg, &mut st, opts.runner, monitor)?;
+    let t3r = t3r.expect("Table 3a always runs");
+    let t3c = t3c.expect("Table 3b always runs");
 
     let candidates = best::candidates(out, cfg, &t3r);
-    let (best, t) = stage(
-        s5,
-        &out.join(s5),
-        &(&candidates, cfg.onnx_tolerance),
-        est_of(s5),
-        prior(s5),
-        monitor,
-        |_| best::export_and_check(&candidates, &out.join(s5), cfg.onnx_tolerance),
-    )?;
-    timings.push(t);
+    let best = st.run(s5, &(&candidates, cfg.onnx_tolerance), monitor, |_| {
+        best::export_and_check(&candidates, &out.join(s5), cfg.onnx_tolerance)
+    })?;
     let report = StudyReport {
         config: cfg.clone(),
         command: opts.command,
         environment: opts.environment,
-        estimate: est,
+        estimate: est.clone(),
         table1: t1,
         table2: t2,
         table3_regression: t3r,
@@ -556,11 +479,88 @@ pub fn run(
         table3_regression_search: t3r_search,
         table3_classification_search: t3c_search,
         best,
-        timings,
+        timings: st.timings,
     };
     fsutil::write_json(&out.join(files::RESULTS), &report)?;
     report::write(&report, out)?;
     Ok(report)
+}
+
+/// The stages of one call of [`run`]: where they live, their estimates, the time their runs
+/// took elsewhere, and the timings so far.
+struct Stages<'a> {
+    out: &'a Path,
+    estimate: &'a estimate::Estimate,
+    prior: &'a [(String, f64)],
+    timings: Vec<StageTiming>,
+}
+
+impl Stages<'_> {
+    /// Runs (or re-reads) the stage `name` with `settings` through [`stage`] and keeps its
+    /// timing.
+    fn run<T>(
+        &mut self,
+        name: &str,
+        settings: &impl Serialize,
+        monitor: &mut dyn Monitor,
+        f: impl FnOnce(&mut dyn Monitor) -> Result<T>,
+    ) -> Result<T> {
+        let est = self
+            .estimate
+            .stages
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0.0, |(_, s)| *s);
+        let prior = self.prior.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
+        let (r, t) = stage(name, &self.out.join(name), settings, est, prior, monitor, f)?;
+        self.timings.push(t);
+        Ok(r)
+    }
+}
+
+/// Table 3a and 3b with the presets, then (when the study searches rates) both again with
+/// validation-chosen rates; `None` for a search the study does not run. Each stage first
+/// takes over the finished runs it shares (Table 1's pre-trained run as the full fine-tune,
+/// and that again for the searches).
+fn table3_stages(
+    cfg: &StudyConfig,
+    st: &mut Stages<'_>,
+    runner: &mut dyn Runner,
+    monitor: &mut dyn Monitor,
+) -> Result<[Option<Comparison>; 4]> {
+    let [_, _, s3, s4, _] = files::STAGES;
+    let [r, c] = files::SEARCH_STAGES;
+    let (reg, cls) = (cfg.table3_regression(), cfg.table3_classification());
+    let out = st.out;
+    let mut results = Vec::new();
+    for (name, cmp) in [
+        (s3, Some(reg.clone())),
+        (s4, Some(cls.clone())),
+        (r, cfg.with_search(reg)),
+        (c, cfg.with_search(cls)),
+    ] {
+        let Some(cmp) = cmp else {
+            results.push(None);
+            continue;
+        };
+        for &seed in &cfg.seeds {
+            if name == s3 || name == s4 {
+                share_table3_run(cfg, out, name, seed)?;
+            } else {
+                share_search_full_run(cfg, out, name, seed)?;
+            }
+        }
+        let key = if cmp.lr_search.is_empty() {
+            table3_key(&cmp)
+        } else {
+            serde_json::json!([table3_key(&cmp), cmp.lr_search, cmp.search_patience])
+        };
+        let dir = out.join(name);
+        results.push(Some(
+            st.run(name, &key, monitor, |_| table3::compare(&cmp, &dir, runner))?,
+        ));
+    }
+    Ok(results.try_into().expect("four Table 3 stages"))
 }
 
 /// Copies Table 1's finished pre-trained run of `seed` as Table 2's run without external
@@ -674,47 +674,4 @@ pub fn prepare(cfg: &StudyConfig, out: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stage_counts_the_time_of_calls_that_stopped() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = serde_json::json!({"epochs": 3});
-        let nap = || std::thread::sleep(std::time::Duration::from_millis(120));
-        let silent = &mut crate::progress::Silent;
-        let stopped = stage("t", dir.path(), &settings, 1.0, None, silent, |_| {
-            nap();
-            Err::<(), _>(Error::Cancelled("interrupted".into()))
-        });
-        assert!(stopped.is_err());
-        let (_, t) = stage("t", dir.path(), &settings, 1.0, Some(1.0), silent, |_| {
-            nap();
-            Ok(())
-        })
-        .unwrap();
-        // Both calls' time and the time of other processes.
-        assert!(t.seconds >= 1.24 && t.seconds < 5.0, "{}", t.seconds);
-        assert!(!t.reused);
-        // Finished: reported as stored; other settings start from zero.
-        let (_, again) = stage("t", dir.path(), &settings, 1.0, None, silent, |_| Ok(())).unwrap();
-        assert!(again.reused);
-        assert!(
-            (again.seconds - t.seconds).abs() < 1e-9,
-            "{} vs {}",
-            again.seconds,
-            t.seconds
-        );
-        let (_, other) = stage(
-            "t",
-            dir.path(),
-            &serde_json::json!({"epochs": 4}),
-            1.0,
-            None,
-            silent,
-            |_| Ok(()),
-        )
-        .unwrap();
-        assert!(other.seconds < 0.1, "{}", other.seconds);
-    }
-}
+mod tests;

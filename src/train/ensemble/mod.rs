@@ -400,14 +400,8 @@ fn mean_sd_by_row(preds: &[Vec<f64>]) -> (Vec<f64>, Vec<f64>) {
 /// Gathers the finished members: predictions, calibration, domain, test metrics; writes
 /// `predictions.csv` and `domain.safetensors`.
 fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleReport> {
-    let member0 = EnsembleRun::member_dir(out, 0).join(run_files::MODEL);
     let cfg = &run.base.train;
-    let tokenizer = if GraphModel::is_graph_dir(&member0) {
-        crate::tokenizer::SmilesTokenizer::molformer()
-    } else {
-        crate::model::read_folder(&member0)?.2
-    }
-    .with_canonical(cfg.canonical);
+    let tokenizer = members_tokenizer(out)?.with_canonical(cfg.canonical);
     let data = super::load_data(&run.base, &tokenizer)?;
     let n = data.records.len();
     let (test, folds) = Split::folds(n, cfg.seed, cfg.test_frac, run.members)?;
@@ -490,17 +484,9 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
         test_report(&rows, members, floor, &percentiles, classify)
     });
     let sd_alternative = (!classify).then(|| {
-        let on_test = (!test.is_empty()).then(|| {
-            let (t, m, s) = (truth(&test), pick(&mean, &test), pick(&spread_sd, &test));
-            let err: Vec<f64> = m.iter().zip(&t).map(|(a, b)| (a - b).abs()).collect();
-            (coverage(&m, &t, &s), crate::metrics::spearman(&err, &s))
-        });
-        SdAlternative {
-            method: SdMethod::Spread,
-            scale: spread_scale,
-            test_coverage: on_test.map(|x| x.0),
-            test_spearman_error_sd: on_test.map(|x| x.1),
-        }
+        let on_test =
+            (!test.is_empty()).then(|| (truth(&test), pick(&mean, &test), pick(&spread_sd, &test)));
+        spread_alternative(spread_scale, on_test)
     });
     Ok(EnsembleReport {
         members: run.members,
@@ -524,6 +510,32 @@ fn gather(run: &EnsembleRun, out: &Path, device: Device) -> Result<EnsembleRepor
         label_sd,
         test: test_report,
     })
+}
+
+/// The tokenizer the members of the ensemble in `out` read SMILES with (MoLFormer's for
+/// graph members, which read none).
+fn members_tokenizer(out: &Path) -> Result<crate::tokenizer::SmilesTokenizer> {
+    let member0 = EnsembleRun::member_dir(out, 0).join(run_files::MODEL);
+    if GraphModel::is_graph_dir(&member0) {
+        Ok(crate::tokenizer::SmilesTokenizer::molformer())
+    } else {
+        Ok(crate::model::read_folder(&member0)?.2)
+    }
+}
+
+/// The spread-based sd kept beside the domain-based one: its scale, and on the test rows
+/// (truth, mean, spread sd) its coverage and rank correlation with the error.
+fn spread_alternative(scale: f64, test: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>) -> SdAlternative {
+    let on_test = test.map(|(t, m, s)| {
+        let err: Vec<f64> = m.iter().zip(&t).map(|(a, b)| (a - b).abs()).collect();
+        (coverage(&m, &t, &s), crate::metrics::spearman(&err, &s))
+    });
+    SdAlternative {
+        method: SdMethod::Spread,
+        scale,
+        test_coverage: on_test.map(|x| x.0),
+        test_spearman_error_sd: on_test.map(|x| x.1),
+    }
 }
 
 /// The applicability domain of an ensemble's rows.
