@@ -114,6 +114,9 @@ pub(crate) struct FinetuneArgs {
     /// that a retrain without a few rows differs from the run only where they were
     #[arg(long)]
     step_seeds: bool,
+    /// Keep the model after every epoch in OUT/epochs/epoch-K/ (TracIn's checkpoints)
+    #[arg(long)]
+    keep_epochs: bool,
 }
 
 fn parse_schedule(s: &str) -> std::result::Result<lipo::train::LrSchedule, String> {
@@ -227,6 +230,7 @@ pub(crate) fn finetune(a: FinetuneArgs) -> Result<()> {
                     exclude_rows: a.exclude_rows.clone(),
                     train_params: a.train_params.clone(),
                     step_seeds: a.step_seeds,
+                    keep_epochs: a.keep_epochs,
                     ..FinetuneConfig::default()
                 },
                 a.epochs.or(graph.then_some(50)),

@@ -95,7 +95,7 @@ pub fn share_runs(cfg: &StudyConfig, out: &Path, job: &Job) -> Result<()> {
         share_table2_run(cfg, out, job.seed)?;
     } else if job.stage == s3 || job.stage == s4 {
         share_table3_run(cfg, out, job.stage, job.seed)?;
-    } else {
+    } else if files::SEARCH_STAGES.contains(&job.stage) {
         super::share_search_full_run(cfg, out, job.stage, job.seed)?;
     }
     Ok(())

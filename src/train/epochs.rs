@@ -320,6 +320,41 @@ impl<'a> Training<'a> {
     }
 }
 
+/// The run's progress: restored with the weights and optimiser state from the checkpoint in
+/// `out` when there is a usable one, else a fresh start.
+pub(super) fn restore_checkpoint<M: crate::checkpoint::Checkpointed>(
+    run: &FinetuneRun,
+    out: &Path,
+    model: &M,
+    opt: &mut Adam,
+    device: Device,
+    monitor: &mut dyn Monitor,
+) -> Result<CheckpointState> {
+    let fresh = CheckpointState {
+        run: run.clone(),
+        epochs_done: 0,
+        best_epoch: 0,
+        best_valid: f64::INFINITY,
+        history: vec![],
+        seconds_before: 0.0,
+    };
+    let mut say = |text: String| {
+        monitor.event(&Event::Message { text });
+    };
+    let ckpt_dir = out.join(files::CHECKPOINT);
+    let restored = crate::checkpoint::restore(&ckpt_dir, model, opt, device, &mut say)?;
+    match restored {
+        Some(saved) => {
+            let saved: CheckpointState = saved;
+            monitor.event(&Event::Message {
+                text: format!("resuming after epoch {}", saved.epochs_done),
+            });
+            Ok(saved)
+        }
+        None => Ok(fresh),
+    }
+}
+
 /// After an epoch is checkpointed: tells the monitor, stops with `Cancelled` when it
 /// cancels, and returns false when patience says to stop early.
 pub(super) fn end_of_epoch(

@@ -15,7 +15,7 @@ use crate::peft::{self, LoadModel, ParameterCounts};
 use crate::progress::{Event, Monitor};
 use crate::tokenizer::SmilesTokenizer;
 
-use super::epochs::{CheckpointState, Learner, Training};
+use super::epochs::{restore_checkpoint, Learner, Training};
 use super::inputs::Inputs;
 use super::{files, report, FinetuneReport, FinetuneRun, InitFrom};
 
@@ -186,40 +186,5 @@ fn model_meta(run: &FinetuneRun, inputs: &Inputs) -> ModelMeta {
                 .unwrap_or_default()
         )),
         ..ModelMeta::default()
-    }
-}
-
-/// The run's progress: restored with the weights and optimiser state from the checkpoint in
-/// `out` when there is a usable one, else a fresh start.
-pub(super) fn restore_checkpoint<M: crate::checkpoint::Checkpointed>(
-    run: &FinetuneRun,
-    out: &Path,
-    model: &M,
-    opt: &mut Adam,
-    device: Device,
-    monitor: &mut dyn Monitor,
-) -> Result<CheckpointState> {
-    let fresh = CheckpointState {
-        run: run.clone(),
-        epochs_done: 0,
-        best_epoch: 0,
-        best_valid: f64::INFINITY,
-        history: vec![],
-        seconds_before: 0.0,
-    };
-    let mut say = |text: String| {
-        monitor.event(&Event::Message { text });
-    };
-    let ckpt_dir = out.join(files::CHECKPOINT);
-    let restored = crate::checkpoint::restore(&ckpt_dir, model, opt, device, &mut say)?;
-    match restored {
-        Some(saved) => {
-            let saved: CheckpointState = saved;
-            monitor.event(&Event::Message {
-                text: format!("resuming after epoch {}", saved.epochs_done),
-            });
-            Ok(saved)
-        }
-        None => Ok(fresh),
     }
 }

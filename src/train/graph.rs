@@ -90,7 +90,7 @@ pub(super) fn finetune_graph(
             ..AdamConfig::adam()
         },
     );
-    let state = super::finetune::restore_checkpoint(run, out, &model, &mut opt, device, monitor)?;
+    let state = super::epochs::restore_checkpoint(run, out, &model, &mut opt, device, monitor)?;
     monitor.event(&Event::Message {
         text: format!(
             "graph model (D-MPNN, hidden {}, depth {}): {} parameters",
