@@ -43,6 +43,8 @@ pub struct QueryCheck {
     pub smiles: String,
     /// The original model's prediction.
     pub prediction: f64,
+    /// Whether the query's LiSSA inverse-HVP settled.
+    pub lissa_converged: bool,
     /// One per group, in [`GROUPS`] order.
     pub removals: Vec<Removal>,
     /// The prediction of a retrain that leaves nothing out, minus the original one: zero when
@@ -115,7 +117,9 @@ pub fn check(
         let prediction = crate::predict::predict(model, std::slice::from_ref(&ids), 1)?[0];
         let control_shift =
             crate::predict::predict(&control, std::slice::from_ref(&ids), 1)?[0] - prediction;
-        let scores = explainer.scores(smiles)?.influence;
+        let solved = explainer.scores(smiles)?;
+        let lissa_converged = solved.lissa_converged;
+        let scores = solved.influence;
         let mut by_influence: Vec<usize> = (0..rows.len()).collect();
         by_influence.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
         let nearest: Vec<usize> = explainer
@@ -160,6 +164,7 @@ pub fn check(
         checks.push(QueryCheck {
             smiles: smiles.clone(),
             prediction,
+            lissa_converged,
             removals,
             control_shift,
         });
@@ -224,10 +229,28 @@ pub fn markdown(r: &CheckReport) -> String {
             g.correlation
         );
     }
+    s += "\nPer query: the prediction, and for each group the predicted → actual shift.\n\n\
+          | query | prediction | influence | neighbours | random |\n|---|---|---|---|---|\n";
+    for q in &r.queries {
+        let cells: Vec<String> = q
+            .removals
+            .iter()
+            .map(|m| format!("{:+.4} → {:+.4}", m.predicted_shift, m.actual_shift))
+            .collect();
+        s += &format!(
+            "| `{}` | {:.3} | {} |\n",
+            q.smiles.replace('|', "\\|"),
+            q.prediction,
+            cells.join(" | ")
+        );
+    }
+    let settled = r.queries.iter().filter(|q| q.lissa_converged).count();
     s += &format!(
-        "\n{} training molecules; predicted shift = Σ −I(z, x)/n over the left-out molecules. \
-         A retrain that leaves nothing out moves the predictions by at most {:.2e} ({}).\n",
+        "\n{} training molecules; predicted shift = Σ −I(z, x)/n over the left-out molecules \
+         (LiSSA settled on {settled} of {} queries). A retrain that leaves nothing out moves \
+         the predictions by at most {:.2e} ({}).\n",
         r.training_molecules,
+        r.queries.len(),
         r.control_max_abs_shift,
         if r.step_seeds {
             "dropout seeded per step: a retrain differs from the run only in the batches that \
