@@ -110,7 +110,7 @@ pub fn check(
     let n = rows.len() as f64;
     let control_dir = out.join("control");
     runner.run(&run, &control_dir)?;
-    let control = Model::load(&control_dir.join(files::MODEL), model.device())?;
+    let control = trained_model(&control_dir, model.device())?;
     let mut checks = Vec::new();
     for (q, smiles) in queries.iter().enumerate() {
         let ids = model.tokenizer.encode(smiles)?;
@@ -152,7 +152,7 @@ pub fn check(
                 .collect();
             let dir = out.join(format!("q{q}")).join(group);
             runner.run(&retrain, &dir)?;
-            let retrained = Model::load(&dir.join(files::MODEL), model.device())?;
+            let retrained = trained_model(&dir, model.device())?;
             let after = crate::predict::predict(&retrained, std::slice::from_ref(&ids), 1)?[0];
             removals.push(Removal {
                 group: group.to_string(),
@@ -187,6 +187,14 @@ pub fn check(
     crate::fsutil::write_json(&out.join("check.json"), &report)?;
     crate::fsutil::write_atomic(&out.join("check.md"), markdown(&report).as_bytes())?;
     Ok(report)
+}
+
+/// The model of the finished run in `dir` (trained again when only its records are kept, as
+/// in a fresh clone of the committed study).
+fn trained_model(dir: &Path, device: tch::Device) -> Result<Model> {
+    let (path, _) =
+        crate::train::kept_or_retrained_model(dir, device, &mut crate::progress::Silent)?;
+    Model::load(&path, device)
 }
 
 fn summarise(name: &str, g: usize, checks: &[QueryCheck]) -> GroupSummary {
